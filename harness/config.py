@@ -30,7 +30,8 @@ class CellConfig:
     mode: str = "full"
     lr: float = 5e-5
     epochs: int = 3
-    seed: int = 0
+    seed: int = 0  # training randomness: head init, corruption draw, data order, dropout
+    data_seed: int = 0  # the train/validation/test re-split; fixed so seeds vary training only
     n_train: int | None = None  # None: the paper's Table-1 size (capped by what exists)
     n_test: int | None = None
     n_val: int | None = None  # None: 10% of the training size, at most 2,000

@@ -142,17 +142,53 @@ def load_classifier(
     return model, tokenizer
 
 
-def classify_vector(model: PreTrainedModel, vector: torch.Tensor) -> torch.Tensor:
-    """Logits of the model's own classification head applied to a pooled (batch, hidden) vector."""
+def sentence_vector(
+    model: PreTrainedModel,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    token_type_ids: torch.Tensor | None = None,
+    pooling: str = "cls",
+) -> torch.Tensor:
+    """The (batch, hidden) vector that enters the trainable head: the model's body plus pooling.
+
+    ``cls``: the [CLS] output (Section 2); ``mean``: the average of every non-[CLS] token output,
+    padding excluded and [SEP] included (Section 4.3). For BERT the pretrained pooler (dense+tanh)
+    is part of the body, exactly as in ``BertForSequenceClassification``; ``mean`` feeds it the
+    mean vector in place of [CLS].
+    """
+    model_type = model.config.model_type
+    extra = {"token_type_ids": token_type_ids} if model_type == "bert" and token_type_ids is not None else {}
+    hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+    if pooling == "cls":
+        vector = hidden[:, 0]
+    elif pooling == "mean":
+        mask = attention_mask.clone()
+        mask[:, 0] = 0  # drop [CLS]
+        mask = mask.unsqueeze(-1).to(hidden.dtype)
+        vector = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+    else:
+        raise BadInput(f"pooling must be 'cls' or 'mean', got {pooling!r}")
+    if model_type == "bert":
+        return model.bert.pooler(vector.unsqueeze(1))  # BertPooler reads position 0 of a sequence
+    return vector
+
+
+def head_logits(model: PreTrainedModel, vector: torch.Tensor) -> torch.Tensor:
+    """Logits of the model's own classification head (the part a linear probe trains)."""
     model_type = model.config.model_type
     if model_type == "bert":
-        # BertPooler reads position 0 of a sequence; give it the vector as a length-1 sequence.
-        pooled = model.bert.pooler(vector.unsqueeze(1))
-        return model.classifier(model.dropout(pooled))
+        return model.classifier(model.dropout(vector))
     if model_type == "distilbert":
         hidden = nn.functional.relu(model.pre_classifier(vector))
         return model.classifier(model.dropout(hidden))
     raise BadInput(f"no classification head known for {model_type!r}")
+
+
+def classify_vector(model: PreTrainedModel, vector: torch.Tensor) -> torch.Tensor:
+    """Logits for a (batch, hidden) encoder output vector, as if it were the [CLS] output."""
+    if model.config.model_type == "bert":
+        vector = model.bert.pooler(vector.unsqueeze(1))
+    return head_logits(model, vector)
 
 
 def head_parameters(model: PreTrainedModel) -> list[nn.Parameter]:

@@ -1,0 +1,189 @@
+"""A profile's result records as tables: one row per cell, and the paper's per-setting summary.
+
+* ``results/cells.csv``: one row per cell of the profile (records of other profiles that share
+  ``results/cells/`` are left out: only the profile's own config hashes are read).
+* ``results/summary.csv`` and the DVC metrics ``results/summary.json``: for every slice (model,
+  dataset, pooling, mode) and corruption setting, the mean and standard deviation over seeds at two
+  learning-rate choices:
+    - ``best_*``: the paper's protocol (Section 4): per run the best epoch's test F1, and the lr
+      whose seed-mean of it is highest ("we employ different learning rates ... and choose the best");
+    - ``selected_*``: the held-out protocol: per run the test F1 at the epoch of best validation F1,
+      and the lr whose seed-mean validation F1 is highest. Test data never chooses anything here.
+  Status counts (``n_ok``, ``n_failed_run``, ``n_diverged``) cover every lr and seed of the setting.
+* ``results/f1_by_level.csv``: the F1-against-corruption-level curves for ``dvc plots``, bottom and
+  top as two series that share the clean (0%) and fully corrupted (100%) points.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from harness import BadInput
+from harness.config import CellConfig
+from harness.results import read_record
+
+CELL_COLUMNS = [
+    "config_hash", "model", "dataset", "position", "level", "n_corrupted", "n_layers", "fraction", "pooling", "mode",
+    "lr", "epochs", "seed", "data_seed", "n_train", "n_test", "status", "best_test_f1", "best_epoch",
+    "selected_test_f1", "selected_val_f1", "selected_epoch", "majority_f1", "final_test_f1", "tokens_per_s", "wall_s",
+]
+SLICE = ["model", "dataset", "pooling", "mode"]
+SETTING = ["position", "level", "n_corrupted", "n_layers"]
+POSITION_ORDER = ["none", "bottom", "top", "all"]  # clean, then bottom and top by level, then 100%
+STATUSES = ["ok", "failed_run", "diverged"]
+
+
+def cell_row(record: dict) -> dict:
+    """The cells.csv row of one result record (sizes are those actually used, after any cap)."""
+    config = record["config"]
+    row = {key: config[key] for key in ("model", "dataset", "position", "fraction", "pooling", "mode", "lr", "epochs",
+                                         "seed", "data_seed")}
+    row.update({key: record[key] for key in ("config_hash", "level", "n_corrupted", "n_layers", "status",
+                                             "best_test_f1", "best_epoch", "selected_test_f1", "selected_val_f1",
+                                             "selected_epoch", "majority_f1", "final_test_f1", "tokens_per_s",
+                                             "wall_s")})
+    row.update(n_train=record["data"]["n_train"], n_test=record["data"]["n_test"])
+    return row
+
+
+def read_cells(cells: Sequence[CellConfig], cells_dir: str | Path = "results/cells") -> tuple[pd.DataFrame, list[CellConfig]]:
+    """cells.csv's table for ``cells``, and the cells that have no record yet."""
+    rows, missing = [], []
+    for config in cells:
+        record = read_record(Path(cells_dir) / f"{config.hash}.json")
+        if record is None or record.get("config_hash") != config.hash:
+            missing.append(config)
+        else:
+            rows.append(cell_row(record))
+    return pd.DataFrame(rows, columns=CELL_COLUMNS), missing
+
+
+def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
+    order = frame["position"].map(POSITION_ORDER.index)
+    return frame.assign(_order=order).sort_values(SLICE + ["_order", "level"], kind="stable").drop(columns="_order")
+
+
+def _best_lr(per_lr: pd.DataFrame, keys: list[str], by: str) -> pd.DataFrame:
+    """The row of each group whose ``by`` is highest (ties: the smallest lr; all-NaN groups keep one row)."""
+    ranked = per_lr.sort_values(["lr"]).sort_values(by, ascending=False, na_position="last", kind="stable")
+    return ranked.drop_duplicates(keys)
+
+
+def summarise(cells: pd.DataFrame) -> pd.DataFrame:
+    """Mean +- std over seeds per slice and setting, at the paper's and at the held-out lr choice."""
+    keys = SLICE + SETTING
+    repeated = cells[cells.duplicated(keys + ["lr", "seed"], keep=False)]
+    if not repeated.empty:
+        raise BadInput(f"cells {sorted(repeated.config_hash)} share model, dataset, pooling, mode, setting, lr and "
+                       "seed but differ elsewhere (epochs, sizes, ...); split them into separate profiles")
+    per_lr = cells.groupby(keys + ["lr"], as_index=False).agg(
+        n_seeds=("seed", "size"),
+        best_f1_mean=("best_test_f1", "mean"), best_f1_std=("best_test_f1", "std"),
+        selected_f1_mean=("selected_test_f1", "mean"), selected_f1_std=("selected_test_f1", "std"),
+        selected_val_f1_mean=("selected_val_f1", "mean"),
+        majority_f1=("majority_f1", "mean"),
+    )
+    paper = _best_lr(per_lr, keys, "best_f1_mean")[keys + ["lr", "n_seeds", "best_f1_mean", "best_f1_std",
+                                                           "majority_f1"]].rename(columns={"lr": "best_lr"})
+    held_out = _best_lr(per_lr, keys, "selected_val_f1_mean")[keys + ["lr", "selected_f1_mean", "selected_f1_std"]]
+    counts = (cells.groupby(keys)["status"].value_counts().unstack(fill_value=0)
+              .reindex(columns=STATUSES, fill_value=0).add_prefix("n_").reset_index())
+    summary = paper.merge(held_out.rename(columns={"lr": "selected_lr"}), on=keys).merge(counts, on=keys)
+    return _ordered(summary).reset_index(drop=True)
+
+
+def level_curves(summary: pd.DataFrame) -> pd.DataFrame:
+    """F1 against corruption level, one series per position; clean and 100% belong to both."""
+    curves = []
+    for series in ("bottom", "top"):
+        part = summary[summary["position"].isin(["none", series, "all"])].assign(series=series)
+        curves.append(part)
+    curves = pd.concat(curves, ignore_index=True)
+    spread = curves["best_f1_std"].fillna(0.0)  # one seed: no error bar
+    curves = curves.assign(f1=curves["best_f1_mean"], f1_low=curves["best_f1_mean"] - spread,
+                           f1_high=curves["best_f1_mean"] + spread,
+                           slice=curves["model"] + " " + curves["pooling"] + " " + curves["mode"])
+    columns = ["slice"] + SLICE + ["series", "level", "f1", "f1_low", "f1_high", "best_f1_std", "selected_f1_mean",
+                                   "selected_f1_std", "majority_f1"]
+    return curves.sort_values(SLICE + ["series", "level"], kind="stable")[columns].reset_index(drop=True)
+
+
+def setting_key(row: pd.Series) -> str:
+    if row["position"] == "none":
+        return "clean"
+    if row["position"] == "all":
+        return "all"
+    return f"{row['position']}_{row['n_corrupted']}of{row['n_layers']}"
+
+
+def _finite(value):
+    """JSON has no NaN: missing means null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def metrics(profile: str, cells: pd.DataFrame, summary: pd.DataFrame, n_expected: int) -> dict:
+    """summary.json: cell counts, then slice -> setting -> scores (nested, as ``dvc metrics`` shows them)."""
+    status = cells["status"].value_counts()
+    result = {
+        "profile": profile,
+        "cells": {"expected": n_expected, "found": len(cells), "missing": n_expected - len(cells),
+                  **{s: int(status.get(s, 0)) for s in STATUSES}},
+        "wall_s_total": _finite(float(cells["wall_s"].sum())),
+        "f1": {},
+    }
+    fields = ["best_f1_mean", "best_f1_std", "best_lr", "selected_f1_mean", "selected_f1_std", "selected_lr",
+              "majority_f1", "n_seeds"] + [f"n_{s}" for s in STATUSES]
+    for _, row in summary.iterrows():
+        node = result["f1"].setdefault(row["model"], {}).setdefault(row["dataset"], {})
+        node = node.setdefault(f"{row['pooling']}_{row['mode']}", {})
+        node[setting_key(row)] = {field: _finite(row[field]) for field in fields}
+    return result
+
+
+def aggregate(profile_name: str, cells: Sequence[CellConfig], cells_dir: str | Path = "results/cells",
+              out_dir: str | Path = "results") -> pd.DataFrame:
+    """Write cells.csv, summary.csv, summary.json and f1_by_level.csv for ``cells``; return the summary."""
+    frame, missing = read_cells(cells, cells_dir)
+    if frame.empty:
+        raise BadInput(f"no result records of profile {profile_name!r} in {cells_dir}: "
+                       f"run `python -m harness grid --profile {profile_name}` first")
+    if missing:
+        print(f"warning: {len(missing)} of {len(cells)} cells of profile {profile_name!r} have no record yet; "
+              "the summary covers the others", file=sys.stderr)
+    summary = summarise(frame)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out / "cells.csv", index=False, float_format="%.6g")
+    summary.to_csv(out / "summary.csv", index=False, float_format="%.6g")
+    level_curves(summary).to_csv(out / "f1_by_level.csv", index=False, float_format="%.6g")
+    (out / "summary.json").write_text(json.dumps(metrics(profile_name, frame, summary, len(cells)), indent=1) + "\n")
+    return summary
+
+
+def add_cli(subparsers) -> None:
+    p = subparsers.add_parser("aggregate", help="tabulate a profile's result records (cells.csv, summary)",
+                              description="Read the records of a profile's cells and write cells.csv, summary.csv, "
+                                          "summary.json (DVC metrics) and f1_by_level.csv (DVC plots).")
+    p.add_argument("--profile", default=None, help="default: the 'profile:' key of --params")
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--cells", default="results/cells", help="folder of the result records (default: %(default)s)")
+    p.add_argument("--out", default="results", help="folder for the tables (default: %(default)s)")
+    p.set_defaults(func=aggregate_cli)
+
+
+def aggregate_cli(args: argparse.Namespace) -> int:
+    from harness.grid import expand, load_profile
+
+    profile = load_profile(args.profile, args.params)
+    summary = aggregate(profile.name, expand(profile), args.cells, args.out)
+    print(f"profile {profile.name}: {len(summary)} settings summarised in {args.out}", file=sys.stderr)
+    return 0

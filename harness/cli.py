@@ -1,0 +1,141 @@
+"""``python -m harness <verb>``: one command line for every step of the benchmark.
+
+Each step's module registers its own verb (``add_cli``); bad input (``BadInput``) prints one
+line and exits 2 without touching existing results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from importlib import import_module
+from importlib.util import find_spec
+
+from harness import BadInput
+
+VERB_MODULES = ("harness.grid", "harness.aggregate", "harness.plots", "harness.report", "harness.bench", "harness.data")
+
+
+
+def add_cell_cli(subparsers) -> None:
+    from harness.config import CellConfig
+
+    defaults = CellConfig(model="minilm-l6", dataset="sst2")
+    p = subparsers.add_parser("cell", help="run one experiment cell and write its result record",
+                              description="Corrupt, fine-tune and evaluate one (model, dataset, corruption, ...) cell.")
+    p.add_argument("--model", default=defaults.model, help="bert-base-uncased, bert-large-uncased, distilbert-base-uncased, "
+                   "minilm-l6 (offline), tiny-bert, tiny-distilbert, a local folder or org/name (default: %(default)s)")
+    p.add_argument("--dataset", default=defaults.dataset, help="sst2 imdb ag_news emotion dbpedia_14 "
+                   "twitter_financial_news_topic mrpc rte (default: %(default)s)")
+    p.add_argument("--position", default=None, choices=["bottom", "top", "none", "all"],
+                   help="which end of the encoder to corrupt (needed when 0 < fraction < 1)")
+    p.add_argument("--fraction", type=float, default=0.0, help="share of encoder layers to corrupt: 0 = clean, 1 = all")
+    p.add_argument("--pooling", default=defaults.pooling, choices=["cls", "mean"])
+    p.add_argument("--mode", default=defaults.mode, choices=["full", "probe"], help="full fine-tuning or linear probe")
+    p.add_argument("--lr", type=float, default=defaults.lr)
+    p.add_argument("--epochs", type=int, default=defaults.epochs)
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--data-seed", type=int, default=defaults.data_seed)
+    p.add_argument("--n-train", type=int, default=None, help="training examples (default: the paper's Table 1 size)")
+    p.add_argument("--n-test", type=int, default=None)
+    p.add_argument("--n-val", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument("--max-length", type=int, default=defaults.max_length)
+    p.add_argument("--init", default=defaults.init, help="kaiming_uniform (default), kaiming_uniform_a0, normal_0.02")
+    p.add_argument("--scope", default=defaults.scope, help="encoder (default), encoder+embeddings, encoder+pooler, ...")
+    p.add_argument("--rounding", default=None, choices=["floor", "ceil", "nearest"],
+                   help="allow fractions that are not whole layers, rounded this way")
+    p.add_argument("--precision", default=defaults.precision, choices=["fp32", "bf16"])
+    p.add_argument("--data-dir", default="data")
+    p.add_argument("--cache-dir", default="cache/tokens")
+    p.add_argument("--out", default=None, help="record file (default: results/cells/<config hash>.json)")
+    p.add_argument("--save-features", action="store_true", help="also save the test set's fine-tuned feature vectors")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run_cell_cli)
+
+
+def run_cell_cli(args: argparse.Namespace) -> int:
+    import torch
+
+    from harness.cell import run_cell
+    from harness.config import CellConfig
+
+    if 0 < args.fraction < 1 and args.position in (None, "none", "all"):
+        raise BadInput(f"--fraction {args.fraction} needs --position bottom or --position top")
+    config = CellConfig(
+        model=args.model, dataset=args.dataset, position=args.position or "none", fraction=args.fraction,
+        pooling=args.pooling, mode=args.mode, lr=args.lr, epochs=args.epochs, seed=args.seed, data_seed=args.data_seed,
+        n_train=args.n_train, n_test=args.n_test, n_val=args.n_val, batch_size=args.batch_size,
+        max_length=args.max_length, init=args.init, scope=args.scope, rounding=args.rounding, precision=args.precision,
+    )
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    record = run_cell(config, record_path=args.out, data_dir=args.data_dir, cache_dir=args.cache_dir,
+                      save_features=args.save_features, progress=not args.no_progress)
+    summary = {k: record[k] for k in ("config_hash", "status", "best_test_f1", "selected_test_f1", "majority_f1",
+                                      "level", "tokens_per_s", "wall_s")}
+    print(json.dumps(summary))
+    if record["status"] == "diverged":
+        print(f"error: the run diverged ({record['divergence']}); record written with status 'diverged'", file=sys.stderr)
+        return 3
+    return 0
+
+
+def add_corrupt_cli(subparsers) -> None:
+    p = subparsers.add_parser("corrupt", help="corrupt a model and print the names of the parameters reset")
+    p.add_argument("--model", default="minilm-l6")
+    p.add_argument("--position", default="bottom", choices=["bottom", "top"])
+    p.add_argument("--fraction", type=float, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", default="kaiming_uniform")
+    p.add_argument("--scope", default="encoder")
+    p.add_argument("--rounding", default=None, choices=["floor", "ceil", "nearest"])
+    p.set_defaults(func=run_corrupt_cli)
+
+
+def run_corrupt_cli(args: argparse.Namespace) -> int:
+    from harness.corrupt import corrupt
+    from harness.models import load_classifier
+
+    model, _ = load_classifier(args.model, 2)
+    for name in corrupt(model, args.position, args.fraction, seed=args.seed, init=args.init,
+                        scope=args.scope, rounding=args.rounding):
+        print(name)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="verb", required=True)
+    add_cell_cli(subparsers)
+    add_corrupt_cli(subparsers)
+    for module_name in VERB_MODULES:
+        if find_spec(module_name) is None:  # TODO(dev): remove once every step module exists
+            continue
+        module = import_module(module_name)
+        if hasattr(module, "add_cli"):
+            module.add_cli(subparsers)
+    return parser
+
+
+def _quiet_transformers() -> None:
+    # One weight-loading bar and load report per cell would drown the grid's own progress bar.
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _quiet_transformers()
+    try:
+        return args.func(args)
+    except BadInput as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2

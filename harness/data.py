@@ -1,0 +1,471 @@
+"""The paper's datasets (Section 4.1, Table 1): registry, Table-1 splits and a token cache.
+
+Data on disk: ``<data_dir>/<name>/<split>.parquet`` for each upstream split (columns ``text``, or
+``text_a`` + ``text_b`` for pair tasks, and ``label`` int64) plus ``labels.json`` (label names in id
+order, the Hugging Face ids). ``dvc pull`` restores the project's copy; ``python -m harness
+fetch-data`` writes the same layout from the hub.
+
+How the paper's splits are re-drawn (``make_splits``); every draw is sklearn's
+``train_test_split(stratify=label, random_state=data_seed)``, so a ``data_seed`` names one split:
+
+* Single-sentence datasets (sst2, imdb, ag_news, emotion, dbpedia_14, twitter_financial_news_topic):
+  all labelled upstream splits are pooled and duplicate texts dropped (first copy kept, upstream
+  order train, validation, test), so no text can sit in two of our splits. From the pool we draw
+  the test set first, then the training set from the rest, at Table 1's sizes unless ``n_train``/
+  ``n_test`` say otherwise (smaller sizes are how CPU runs scale down).
+* Pair tasks (mrpc, rte) keep GLUE's split: test = GLUE ``validation`` and train is drawn from GLUE
+  ``train``. RTE's GLUE test split has no labels, so its validation split is the only labelled
+  held-out set (the usual practice); MRPC, whose test labels do exist, is treated the same way so
+  the two pair tasks follow one protocol. Default sizes are the whole GLUE splits.
+* Capping: the test set keeps its size (so the F1's sampling noise matches the paper's); a
+  training set larger than the rows that remain is capped to them. AG News and DBpedia are subsets
+  here (19.6k and 23.8k rows), and SST-2 falls short of 56k + 12k by 150 rows once duplicate
+  texts are dropped. Each cap adds a note to ``Splits.notes`` and a ``warnings.warn``.
+* Validation (model selection, never reported as the score): ``n_val`` defaults to 10% of the
+  training size, at most 2,000 and at least 1. It is drawn from the rows left over after train and
+  test; only if too few are left over is the shortfall carved out of train (with a note).
+* Draws are stratified whenever sklearn can (every class has 2+ rows and the draw and the rest
+  each have room for one row per class); tiny draws fall back to a plain seeded random draw.
+
+``prepare`` tokenises each split once with the fast tokenizer's batch call (truncation to
+``max_length``, special tokens, segment ids) into ragged ``Encoded`` arrays and caches them under
+``<cache_dir>/<name>-<key>.npz``; the key hashes everything the arrays depend on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import chain
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from harness import BadInput
+
+CACHE_VERSION = 1  # bump when the split rule or the Encoded layout changes: old cache files stop matching
+VAL_SHARE, VAL_MAX = 0.1, 2000
+UPSTREAM_ORDER = ("train", "validation", "test")  # pooling order: decides which copy of a duplicate is kept
+FETCH_HINT = "run `dvc pull`, or `python -m harness fetch-data` (needs internet)"
+
+
+# ---------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One dataset: where it lives on the hub, its columns and labels, and its Table-1 sizes."""
+
+    name: str
+    hub_id: str
+    hub_config: str | None
+    text_fields: tuple[str, ...]  # ("text",) or ("text_a", "text_b")
+    label_names: tuple[str, ...]
+    paper_train: int | None  # Table 1; None: the whole GLUE split (pair tasks are not in Table 1)
+    paper_test: int | None
+    balanced: bool  # Table 1's "Balanced" column; for mrpc/rte read off the label counts
+    hub_columns: tuple[tuple[str, str], ...] = ()  # hub column -> ours, where they differ
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.label_names)
+
+    @property
+    def is_pair(self) -> bool:
+        return len(self.text_fields) == 2
+
+
+_GLUE_PAIR = (("sentence1", "text_a"), ("sentence2", "text_b"))
+DATASETS: dict[str, DatasetSpec] = {
+    spec.name: spec
+    for spec in (
+        DatasetSpec("sst2", "stanfordnlp/sst2", None, ("text",), ("negative", "positive"),
+                    56_000, 12_000, True, (("sentence", "text"),)),
+        DatasetSpec("imdb", "stanfordnlp/imdb", None, ("text",), ("neg", "pos"), 25_000, 5_000, True),
+        DatasetSpec("ag_news", "fancyzhx/ag_news", None, ("text",), ("World", "Sports", "Business", "Sci/Tech"),
+                    48_000, 6_000, True),
+        DatasetSpec("emotion", "dair-ai/emotion", "split", ("text",),
+                    ("sadness", "joy", "love", "anger", "fear", "surprise"), 14_000, 4_000, False),
+        DatasetSpec("dbpedia_14", "fancyzhx/dbpedia_14", None, ("text",),
+                    ("Company", "EducationalInstitution", "Artist", "Athlete", "OfficeHolder", "MeanOfTransportation",
+                     "Building", "NaturalPlace", "Village", "Animal", "Plant", "Album", "Film", "WrittenWork"),
+                    50_000, 12_000, True, (("content", "text"),)),  # the copy here has no titles: text = content
+        DatasetSpec("twitter_financial_news_topic", "zeroshot/twitter-financial-news-topic", None, ("text",),
+                    ("Analyst Update", "Fed | Central Banks", "Company | Product News", "Treasuries | Corporate Debt",
+                     "Dividend", "Earnings", "Energy | Oil", "Financials", "Currencies", "General News | Opinion",
+                     "Gold | Metals | Materials", "IPO", "Legal | Regulation", "M&A | Investments", "Macro",
+                     "Markets", "Politics", "Personnel Change", "Stock Commentary", "Stock Movement"),
+                    17_000, 4_000, False),
+        DatasetSpec("mrpc", "nyu-mll/glue", "mrpc", ("text_a", "text_b"), ("not_equivalent", "equivalent"),
+                    None, None, False, _GLUE_PAIR),
+        DatasetSpec("rte", "nyu-mll/glue", "rte", ("text_a", "text_b"), ("entailment", "not_entailment"),
+                    None, None, True, _GLUE_PAIR),
+    )
+}
+
+
+def dataset_spec(name: str) -> DatasetSpec:
+    if name not in DATASETS:
+        raise BadInput(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+# ---------------------------------------------------------------- raw data on disk
+
+
+def _check_frame(frame: pd.DataFrame, spec: DatasetSpec, where: str) -> None:
+    """Columns present, no missing text, integer labels inside [0, num_labels), at least one row."""
+    missing = [c for c in (*spec.text_fields, "label") if c not in frame.columns]
+    if missing:
+        raise BadInput(f"{where}: missing column(s) {missing}; {spec.name} needs {[*spec.text_fields, 'label']}, "
+                       f"found {list(frame.columns)}")
+    if frame.empty:
+        raise BadInput(f"{where}: no rows")
+    if frame[list(spec.text_fields)].isna().any().any():
+        raise BadInput(f"{where}: some rows have no text in {list(spec.text_fields)}")
+    labels = frame["label"]
+    if not pd.api.types.is_integer_dtype(labels):
+        raise BadInput(f"{where}: labels must be integer ids, got dtype {labels.dtype}")
+    bad = labels[(labels < 0) | (labels >= spec.num_labels)]
+    if len(bad):
+        raise BadInput(f"{where}: labels must be in [0, {spec.num_labels}) {spec.label_names}; "
+                       f"found {sorted(bad.unique().tolist())[:5]}")
+
+
+def dataset_folder(name: str, data_dir: str | Path) -> Path:
+    """``<data_dir>/<name>``, or BadInput saying how to get it."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise BadInput(f"data folder {data_dir} does not exist: {FETCH_HINT}")
+    folder = data_dir / dataset_spec(name).name
+    if not folder.is_dir() or not any(folder.glob("*.parquet")):
+        raise BadInput(f"no parquet files in {folder}: {FETCH_HINT}")
+    return folder
+
+
+def load_raw(name: str, data_dir: str | Path) -> dict[str, pd.DataFrame]:
+    """The upstream splits of one dataset, checked, in upstream order (train, validation, test, others)."""
+    spec = dataset_spec(name)
+    folder = dataset_folder(name, data_dir)
+    labels_file = folder / "labels.json"
+    if labels_file.exists() and tuple(json.loads(labels_file.read_text())) != spec.label_names:
+        raise BadInput(f"{labels_file} lists {json.loads(labels_file.read_text())}, expected {list(spec.label_names)}")
+    rank = {split: i for i, split in enumerate(UPSTREAM_ORDER)}
+    paths = sorted(folder.glob("*.parquet"), key=lambda p: (rank.get(p.stem, len(rank)), p.stem))
+    raw = {path.stem: pd.read_parquet(path) for path in paths}
+    for split, frame in raw.items():
+        _check_frame(frame, spec, f"{folder}/{split}.parquet")
+    return raw
+
+
+def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """Write through a temporary file in the same folder and rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp makes files owner-only; data and caches are shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _hub_frame(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
+    """A hub split in our column names, without unlabelled rows (GLUE test, IMDB unsupervised: label -1)."""
+    frame = frame.rename(columns=dict(spec.hub_columns))
+    frame = frame.loc[frame["label"] >= 0, [*spec.text_fields, "label"]]
+    return frame.astype({"label": "int64"}).reset_index(drop=True)
+
+
+def fetch_from_hub(name: str, data_dir: str | Path) -> Path:
+    """Download one dataset with ``datasets.load_dataset`` into ``<data_dir>/<name>`` (needs internet).
+
+    Writes the project's layout. Note the hub's AG News and DBpedia are the full sets (120k/560k
+    training rows, so Table 1's sizes need no cap), AG News's hub text is title + description and
+    DBpedia's ``content`` (no title) becomes ``text``.
+    """
+    import datasets  # heavy, and only this function needs it
+
+    spec = dataset_spec(name)
+    folder = Path(data_dir) / spec.name
+    loaded = datasets.load_dataset(spec.hub_id, spec.hub_config)
+    for split, table in loaded.items():
+        hub_names = getattr(table.features.get("label"), "names", None)
+        if hub_names is not None and tuple(hub_names) != spec.label_names:
+            raise BadInput(f"{spec.hub_id} labels {hub_names} differ from the registry's {list(spec.label_names)}")
+        frame = _hub_frame(table.to_pandas(), spec)
+        if frame.empty:
+            continue  # an unlabelled split
+        _check_frame(frame, spec, f"{spec.hub_id} {split}")
+        _write_atomic(folder / f"{split}.parquet", lambda tmp: frame.to_parquet(tmp, compression="zstd", index=False))
+    _write_atomic(folder / "labels.json", lambda tmp: tmp.write_text(json.dumps(list(spec.label_names), indent=1)))
+    return folder
+
+
+# ---------------------------------------------------------------- Table-1 splits
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    test: pd.DataFrame
+    notes: tuple[str, ...]  # where the splits depart from what was asked (caps, validation carved from train)
+
+
+def _draw(frame: pd.DataFrame, n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(n rows drawn stratified by label, the rest); all rows when n >= len(frame)."""
+    if n >= len(frame):
+        return frame, frame.iloc[:0]
+    counts = frame["label"].value_counts()
+    stratify = frame["label"] if counts.min() >= 2 and min(n, len(frame) - n) >= len(counts) else None
+    chosen, rest = train_test_split(frame, train_size=n, stratify=stratify, random_state=seed)
+    return chosen, rest
+
+
+def _check_sizes(**sizes: int | None) -> None:
+    for name, value in sizes.items():
+        if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
+            raise BadInput(f"{name} must be None (the default size) or a positive number of examples, got {value!r}")
+
+
+def default_n_val(n_train: int) -> int:
+    return int(min(VAL_MAX, max(1, round(VAL_SHARE * n_train))))
+
+
+def _validation(name: str, train: pd.DataFrame, left: pd.DataFrame, n_val: int | None, seed: int,
+                notes: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, validation): validation from the left-over rows, any shortfall carved out of train."""
+    want = n_val or default_n_val(len(train))
+    if len(left) >= want:
+        return train, _draw(left, want, seed)[0]
+    short = want - len(left)
+    if short >= len(train):
+        raise BadInput(f"{name}: a validation set of {want:,} rows would leave no training rows "
+                       f"({len(train):,} train, {len(left):,} left over)")
+    carved, train = _draw(train, short, seed)
+    notes.append(f"{name}: only {len(left):,} rows left over for validation; {short:,} of its {want:,} rows "
+                 f"carved out of train, leaving {len(train):,} train")
+    return train, pd.concat([left, carved])
+
+
+def _pooled_splits(spec: DatasetSpec, raw: dict[str, pd.DataFrame], n_train: int | None, n_test: int | None,
+                   n_val: int | None, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[str]]:
+    """Single-sentence datasets: pool all splits, drop duplicate texts, draw test, then train."""
+    columns = [*spec.text_fields, "label"]
+    pool = pd.concat([frame[columns] for frame in raw.values()], ignore_index=True)
+    pool = pool.drop_duplicates(subset=list(spec.text_fields), ignore_index=True)
+    want_test, want_train = n_test or spec.paper_test, n_train or spec.paper_train
+    if want_test >= len(pool) - 1:
+        raise BadInput(f"{spec.name}: n_test={want_test:,} leaves too few rows to train on; "
+                       f"the pool holds {len(pool):,} distinct texts")
+    notes: list[str] = []
+    test, rest = _draw(pool, want_test, seed)
+    train, left = _draw(rest, want_train, seed)
+    if len(train) < want_train:
+        asked = "the paper's" if n_train is None else "the requested"
+        notes.append(f"{spec.name}: only {len(pool):,} distinct labelled texts exist; {asked} {want_train:,} train "
+                     f"capped to {len(train):,} (test keeps {len(test):,})")
+    train, val = _validation(spec.name, train, left, n_val, seed, notes)
+    return train, val, test, notes
+
+
+def _glue_splits(spec: DatasetSpec, raw: dict[str, pd.DataFrame], n_train: int | None, n_test: int | None,
+                 n_val: int | None, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[str]]:
+    """Pair tasks: test from GLUE validation, train (and validation) from GLUE train."""
+    if not {"train", "validation"} <= raw.keys():
+        raise BadInput(f"{spec.name} needs GLUE's train and validation splits, found {sorted(raw)}: {FETCH_HINT}")
+    pair, columns = list(spec.text_fields), [*spec.text_fields, "label"]
+    test_pool = raw["validation"][columns].drop_duplicates(subset=pair, ignore_index=True)
+    train_pool = raw["train"][columns].drop_duplicates(subset=pair, ignore_index=True)
+    in_test = train_pool.set_index(pair).index.isin(test_pool.set_index(pair).index)
+    train_pool = train_pool[~in_test]  # GLUE has none, but the no-overlap promise should not rest on that
+    notes: list[str] = []
+    want_test, want_train = n_test or len(test_pool), n_train or len(train_pool)
+    test, _ = _draw(test_pool, want_test, seed)
+    train, left = _draw(train_pool, want_train, seed)
+    for split, want, got, source in (("test", want_test, test, "validation"), ("train", want_train, train, "train")):
+        if len(got) < want:
+            notes.append(f"{spec.name}: GLUE {source} holds only {len(got):,} pairs; n_{split}={want:,} capped to {len(got):,}")
+    train, val = _validation(spec.name, train, left, n_val, seed, notes)
+    return train, val, test, notes
+
+
+def make_splits(name: str, data_dir: str | Path, *, n_train: int | None = None, n_test: int | None = None,
+                n_val: int | None = None, data_seed: int = 0) -> Splits:
+    """Train/validation/test frames by the rule in the module docstring (deterministic in ``data_seed``)."""
+    spec = dataset_spec(name)
+    _check_sizes(n_train=n_train, n_test=n_test, n_val=n_val)
+    raw = load_raw(name, data_dir)
+    draw = _glue_splits if spec.is_pair else _pooled_splits
+    train, val, test, notes = draw(spec, raw, n_train, n_test, n_val, data_seed)
+    for note in notes:
+        warnings.warn(note, stacklevel=2)
+    train, val, test = (frame.reset_index(drop=True) for frame in (train, val, test))
+    return Splits(train=train, validation=val, test=test, notes=tuple(notes))
+
+
+# ---------------------------------------------------------------- tokens
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Ragged, unpadded token ids: example i is ``input_ids[offsets[i]:offsets[i + 1]]``."""
+
+    input_ids: np.ndarray  # int32, all examples concatenated
+    token_type_ids: np.ndarray  # int8, segment ids (all 0 for single-sentence tasks)
+    offsets: np.ndarray  # int64, len n + 1
+    labels: np.ndarray  # int64, len n
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def encode(frame: pd.DataFrame, spec: DatasetSpec, tokenizer, max_length: int) -> Encoded:
+    """Tokenise a split in one batch call: special tokens, truncation to ``max_length``, pairs as (a, b)."""
+    _check_frame(frame, spec, f"{spec.name} frame to encode")
+    texts = [frame[field].tolist() for field in spec.text_fields]
+    batch = tokenizer(*texts, truncation=True, max_length=max_length, return_token_type_ids=True,
+                      return_attention_mask=False)
+    ids = batch["input_ids"]
+    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    total = int(offsets[-1])
+    types = batch.get("token_type_ids")
+    return Encoded(
+        input_ids=np.fromiter(chain.from_iterable(ids), dtype=np.int32, count=total),
+        token_type_ids=(np.fromiter(chain.from_iterable(types), dtype=np.int8, count=total) if types is not None
+                        else np.zeros(total, dtype=np.int8)),
+        offsets=offsets,
+        labels=frame["label"].to_numpy(dtype=np.int64),
+    )
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """Hash of what the tokenizer does (vocab, normaliser, special-token template), not where it lives."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        state = json.loads(backend.to_str())
+        # The tokenizer stores the last call's truncation/padding on itself: not part of its identity.
+        state.pop("truncation", None)
+        state.pop("padding", None)
+        text = json.dumps(state, sort_keys=True)
+    else:  # a slow (pure Python) tokenizer
+        text = json.dumps([type(tokenizer).__name__, getattr(tokenizer, "do_lower_case", None),
+                           sorted(tokenizer.get_vocab().items())])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- prepared data and its cache
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    spec: DatasetSpec
+    train: Encoded
+    validation: Encoded
+    test: Encoded
+    notes: tuple[str, ...]
+
+
+SPLIT_NAMES = ("train", "validation", "test")
+ENCODED_FIELDS = ("input_ids", "token_type_ids", "offsets", "labels")
+
+
+def _files_digest(folder: Path) -> str:
+    """Content hash of a dataset folder, so a changed copy of the data never hits an old cache."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.iterdir()):
+        if path.is_file():
+            digest.update(path.name.encode())
+            with path.open("rb") as handle:
+                digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()
+
+
+def cache_key(name: str, folder: Path, tokenizer, *, n_train: int | None, n_test: int | None, n_val: int | None,
+              data_seed: int, max_length: int) -> str:
+    identity = {
+        "version": CACHE_VERSION, "dataset": name, "data": _files_digest(folder), "n_train": n_train,
+        "n_test": n_test, "n_val": n_val, "data_seed": data_seed, "max_length": max_length,
+        "tokenizer": tokenizer_fingerprint(tokenizer),
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _save(path: Path, splits: dict[str, Encoded], notes: tuple[str, ...]) -> None:
+    arrays = {f"{split}_{field}": getattr(data, field) for split, data in splits.items() for field in ENCODED_FIELDS}
+    arrays["notes"] = np.array(notes, dtype=np.str_)
+
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as handle:  # a file object: np.savez would add ".npz" to a path
+            np.savez(handle, **arrays)
+
+    _write_atomic(path, write)
+
+
+def _load(path: Path) -> tuple[dict[str, Encoded], tuple[str, ...]] | None:
+    """The cached splits, or None when there is no readable cache file."""
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            splits = {split: Encoded(**{field: stored[f"{split}_{field}"] for field in ENCODED_FIELDS})
+                      for split in SPLIT_NAMES}
+            return splits, tuple(str(note) for note in stored["notes"])
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+
+
+def prepare(name: str, tokenizer, *, data_dir: str | Path = "data", n_train: int | None = None,
+            n_test: int | None = None, n_val: int | None = None, data_seed: int = 0, max_length: int = 128,
+            cache_dir: str | Path = "cache/tokens") -> PreparedData:
+    """Splits (``make_splits``) tokenised (``encode``), from ``<cache_dir>/<name>-<key>.npz`` when cached."""
+    spec = dataset_spec(name)
+    _check_sizes(n_train=n_train, n_test=n_test, n_val=n_val)
+    key = cache_key(name, dataset_folder(name, data_dir), tokenizer, n_train=n_train, n_test=n_test, n_val=n_val,
+                    data_seed=data_seed, max_length=max_length)
+    path = Path(cache_dir) / f"{name}-{key}.npz"
+    cached = _load(path) if path.exists() else None
+    if cached is not None:
+        encoded, notes = cached
+        for note in notes:  # the same warnings as the run that filled the cache
+            warnings.warn(note, stacklevel=2)
+    else:
+        splits = make_splits(name, data_dir, n_train=n_train, n_test=n_test, n_val=n_val, data_seed=data_seed)
+        encoded = {split: encode(getattr(splits, split), spec, tokenizer, max_length) for split in SPLIT_NAMES}
+        notes = splits.notes
+        _save(path, encoded, notes)
+    return PreparedData(spec=spec, train=encoded["train"], validation=encoded["validation"], test=encoded["test"],
+                        notes=notes)
+
+
+# ---------------------------------------------------------------- command line
+
+
+def add_cli(subparsers) -> None:
+    p = subparsers.add_parser("fetch-data", help="download the datasets from the Hugging Face hub (needs internet)",
+                              description="Write <data-dir>/<name>/<split>.parquet + labels.json from the hub.")
+    p.add_argument("--dataset", action="append", choices=list(DATASETS),
+                   help="a dataset to fetch (repeatable; default: all eight)")
+    p.add_argument("--data-dir", default="data")
+    p.set_defaults(func=run_fetch_cli)
+
+
+def run_fetch_cli(args: argparse.Namespace) -> int:
+    for name in args.dataset or DATASETS:
+        print(fetch_from_hub(name, args.data_dir))
+    return 0

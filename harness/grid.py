@@ -1,0 +1,432 @@
+"""The experiment grid (the paper's Tables 2-5): profiles of cells, and the runner that fills them.
+
+A *profile* in ``params.yaml`` is a list of *blocks*; each block is one table of the paper, the
+cross product
+
+    models (each with its corruption fractions) x datasets x positions x poolings x modes x lrs x seeds
+
+with the other ``CellConfig`` fields (epochs, n_train, n_test, batch_size, max_length, ...) fixed.
+A fraction of 0 is the clean model and 1 the fully corrupted one: each is a single setting shared
+by bottom and top, so ``[0, 1/4, 1/2, 3/4, 1]`` gives the paper's eight settings per model.
+Fractions are exact (``1/3`` is 2 of MiniLM's 6 layers) and must be whole layers of the model.
+
+The runner keys every cell by ``config.hash``: ``<out>/<hash>.json`` is written atomically by
+``run_cell``, so a finished cell is never recomputed, a killed grid resumes where it stopped, and
+changing one cell's parameters recomputes only that cell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Collection, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from fractions import Fraction
+from itertools import product
+from multiprocessing import get_context
+from pathlib import Path
+
+import yaml
+from tqdm.auto import tqdm
+
+from harness import BadInput
+from harness.config import CellConfig
+from harness.corrupt import layers_to_corrupt
+from harness.results import read_record
+
+# Block keys that take a list of values (the grid's axes) ...
+AXES = ("models", "datasets", "positions", "poolings", "modes", "lrs", "seeds")
+# ... and those that fix one CellConfig field for every cell of the block.
+FIXED = ("epochs", "n_train", "n_test", "n_val", "batch_size", "max_length", "data_seed", "init", "scope",
+         "rounding", "precision")
+AXIS_DEFAULTS = {"positions": ("bottom", "top"), "poolings": ("cls",), "modes": ("full",)}
+
+# Encoder depth of the models the profiles name, so a profile is checked without loading weights.
+ENCODER_LAYERS = {"bert-base-uncased": 12, "bert-large-uncased": 24, "distilbert-base-uncased": 6, "minilm-l6": 6}
+
+
+@dataclass(frozen=True)
+class Block:
+    """One table of the paper: a cross product of cells."""
+
+    name: str
+    models: tuple[tuple[str, tuple[Fraction, ...]], ...]  # (model, its corruption fractions)
+    datasets: tuple[str, ...]
+    positions: tuple[str, ...]
+    poolings: tuple[str, ...]
+    modes: tuple[str, ...]
+    lrs: tuple[float, ...]
+    seeds: tuple[int, ...]
+    fixed: tuple[tuple[str, object], ...]  # CellConfig field -> value, shared by the block's cells
+
+
+@dataclass(frozen=True)
+class TsneSpec:
+    """Figure 1: which cells save their test-set features (clean, top-k, bottom-k and 100%)."""
+
+    model: str
+    dataset: str
+    fraction: Fraction
+    seed: int = 0
+    pooling: str = "cls"
+    mode: str = "full"
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    blocks: tuple[Block, ...]
+    tsne: TsneSpec | None = None
+
+
+# ---------------------------------------------------------------- reading params.yaml
+
+
+def parse_fraction(value: object) -> Fraction:
+    """``0``, ``1``, ``0.25``, ``"1/3"`` -> an exact fraction in [0, 1]."""
+    try:
+        fraction = Fraction(value) if isinstance(value, (int, str)) else Fraction(str(value))
+    except (TypeError, ValueError, ZeroDivisionError) as error:
+        raise BadInput(f"corruption fraction must be a number or 'a/b' in [0, 1], got {value!r}") from error
+    if not 0 <= fraction <= 1:
+        raise BadInput(f"corruption fraction must be in [0, 1], got {value!r}")
+    return fraction
+
+
+def _as_list(block: str, key: str, value: object) -> list:
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise BadInput(f"block {block!r}: {key} is empty")
+        return list(value)
+    return [value]
+
+
+def _number(block: str, key: str, value: object, kind: type) -> float | int:
+    # PyYAML reads 5e-5 (no dot) as a string; accept it rather than fail on YAML's spelling rules.
+    try:
+        number = kind(value)
+    except (TypeError, ValueError) as error:
+        raise BadInput(f"block {block!r}: {key} must hold numbers, got {value!r}") from error
+    if kind is int and number != float(value):
+        raise BadInput(f"block {block!r}: {key} must hold whole numbers, got {value!r}")
+    return number
+
+
+def parse_block(raw: dict, defaults: dict, index: int) -> Block:
+    """A block from its params entry, with the profile's ``defaults`` filling what it leaves out."""
+    if not isinstance(raw, dict):
+        raise BadInput(f"block {index} must be a mapping of {AXES + FIXED}, got {raw!r}")
+    values = {**defaults, **raw}
+    name = str(values.pop("name", f"block{index}"))
+    unknown = set(values) - set(AXES) - set(FIXED)
+    if unknown:
+        raise BadInput(f"block {name!r}: unknown keys {sorted(unknown)}; known: name, {', '.join(AXES + FIXED)}")
+    for key in ("models", "datasets", "lrs", "seeds"):
+        if key not in values:
+            raise BadInput(f"block {name!r} needs {key!r} (in the block or the profile's defaults)")
+    models = values["models"]
+    if not isinstance(models, dict) or not models:
+        raise BadInput(f"block {name!r}: models must map each model to its corruption fractions, "
+                       f"e.g. {{bert-base-uncased: [0, 1/4, 1/2, 3/4, 1]}}; got {models!r}")
+    return Block(
+        name=name,
+        models=tuple((str(m), tuple(parse_fraction(f) for f in _as_list(name, m, fs))) for m, fs in models.items()),
+        datasets=tuple(str(d) for d in _as_list(name, "datasets", values["datasets"])),
+        positions=tuple(_as_list(name, "positions", values.get("positions", AXIS_DEFAULTS["positions"]))),
+        poolings=tuple(_as_list(name, "poolings", values.get("poolings", AXIS_DEFAULTS["poolings"]))),
+        modes=tuple(_as_list(name, "modes", values.get("modes", AXIS_DEFAULTS["modes"]))),
+        lrs=tuple(_number(name, "lrs", lr, float) for lr in _as_list(name, "lrs", values["lrs"])),
+        seeds=tuple(_number(name, "seeds", s, int) for s in _as_list(name, "seeds", values["seeds"])),
+        fixed=tuple((key, values[key]) for key in FIXED if key in values),
+    )
+
+
+def parse_tsne(raw: dict) -> TsneSpec:
+    known = {"model", "dataset", "fraction", "seed", "pooling", "mode"}
+    if not isinstance(raw, dict) or set(raw) - known or not {"model", "dataset", "fraction"} <= set(raw):
+        raise BadInput(f"tsne must be a mapping with model, dataset, fraction (and optionally seed, pooling, mode); got {raw!r}")
+    fraction = parse_fraction(raw["fraction"])
+    if fraction in (0, 1):
+        raise BadInput(f"tsne fraction must be partial (top-k vs bottom-k), got {raw['fraction']!r}")
+    return TsneSpec(**{**raw, "fraction": fraction})
+
+
+def read_params(params_path: str | Path = "params.yaml") -> dict:
+    path = Path(params_path)
+    if not path.is_file():
+        raise BadInput(f"params file {path} not found")
+    params = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(params.get("profiles"), dict) or not params["profiles"]:
+        raise BadInput(f"{path} has no 'profiles:' mapping")
+    return params
+
+
+def load_profile(name: str | None = None, params_path: str | Path = "params.yaml") -> Profile:
+    """The profile ``name`` of ``params.yaml`` (default: its top-level ``profile:`` key)."""
+    params = read_params(params_path)
+    profiles = params["profiles"]
+    name = name or params.get("profile")
+    if name not in profiles:
+        raise BadInput(f"unknown profile {name!r}: {params_path} defines {', '.join(profiles)}")
+    raw = profiles[name]
+    if not isinstance(raw, dict) or not isinstance(raw.get("blocks"), list) or not raw["blocks"]:
+        raise BadInput(f"profile {name!r} needs a non-empty 'blocks:' list")
+    unknown = set(raw) - {"defaults", "blocks", "tsne"}
+    if unknown:
+        raise BadInput(f"profile {name!r}: unknown keys {sorted(unknown)}; known: defaults, blocks, tsne")
+    defaults = raw.get("defaults") or {}
+    blocks = tuple(parse_block(block, defaults, i) for i, block in enumerate(raw["blocks"]))
+    tsne = parse_tsne(raw["tsne"]) if raw.get("tsne") else None
+    profile = Profile(name=name, blocks=blocks, tsne=tsne)
+    if tsne is not None:
+        tsne_cells(profile, expand(profile))  # fail now, not after the grid, if Figure 1's cells are missing
+    return profile
+
+
+# ---------------------------------------------------------------- expanding a profile
+
+
+def encoder_depth(model: str) -> int:
+    """Number of encoder layers of ``model``, read from its config only (no weights)."""
+    if model in ENCODER_LAYERS:
+        return ENCODER_LAYERS[model]
+    from harness.models import TINY_MODELS, TinyShape
+
+    if model in TINY_MODELS:
+        return TinyShape().n_layers
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(model)
+    except OSError as error:
+        raise BadInput(f"cannot read the config of model {model!r} (known offline: "
+                       f"{sorted(ENCODER_LAYERS) + list(TINY_MODELS)}): {error}") from error
+    return config.num_hidden_layers if hasattr(config, "num_hidden_layers") else config.n_layers
+
+
+def settings(fractions: Iterable[Fraction], positions: Sequence[str]) -> list[tuple[str, Fraction]]:
+    """(position, fraction) pairs: clean and 100% once each, partial fractions at every position."""
+    pairs = []
+    for fraction in fractions:
+        if fraction == 0:
+            pairs.append(("none", fraction))
+        elif fraction == 1:
+            pairs.append(("all", fraction))
+        else:
+            pairs.extend((position, fraction) for position in positions)
+    return pairs
+
+
+def expand_block(block: Block) -> list[CellConfig]:
+    from harness.data import dataset_spec
+
+    for dataset in block.datasets:  # an unknown name fails here, not hours into the grid
+        try:
+            dataset_spec(dataset)
+        except BadInput as error:
+            raise BadInput(f"block {block.name!r}: {error}") from error
+    fixed = dict(block.fixed)
+    cells = []
+    for model, fractions in block.models:
+        n_layers = encoder_depth(model)
+        for position, fraction in settings(fractions, block.positions):
+            if position not in ("none", "all"):
+                try:  # the same rule the corruption itself applies, checked before anything runs
+                    layers_to_corrupt(n_layers, position, float(fraction), fixed.get("rounding"))
+                except BadInput as error:
+                    raise BadInput(f"block {block.name!r}, model {model}: {error}") from error
+            for dataset, pooling, mode, lr, seed in product(block.datasets, block.poolings, block.modes,
+                                                             block.lrs, block.seeds):
+                cells.append(CellConfig(model=model, dataset=dataset, position=position, fraction=float(fraction),
+                                        pooling=pooling, mode=mode, lr=lr, seed=seed, **fixed))
+    return cells
+
+
+def expand(profile: Profile) -> list[CellConfig]:
+    """Every cell of the profile: the union of its blocks, in order, each cell once."""
+    unique = {cell.hash: cell for block in profile.blocks for cell in expand_block(block)}
+    return list(unique.values())
+
+
+def tsne_cells(profile: Profile, cells: Sequence[CellConfig]) -> dict[str, list[CellConfig]]:
+    """Figure 1's four panels -> the grid cells behind each (one per learning rate)."""
+    spec = profile.tsne
+    if spec is None:
+        return {}
+    wanted = {"clean": ("none", 0.0), f"top {fraction_label(spec.fraction)}": ("top", float(spec.fraction)),
+              f"bottom {fraction_label(spec.fraction)}": ("bottom", float(spec.fraction)), "100%": ("all", 1.0)}
+    panels = {}
+    for panel, (position, fraction) in wanted.items():
+        panels[panel] = [c for c in cells if (c.model, c.dataset, c.seed, c.pooling, c.mode, c.position, c.fraction)
+                         == (spec.model, spec.dataset, spec.seed, spec.pooling, spec.mode, position, fraction)]
+        if not panels[panel]:
+            raise BadInput(f"profile {profile.name!r}: tsne panel {panel!r} ({spec.model} {spec.dataset} seed "
+                           f"{spec.seed} {spec.pooling} {spec.mode}) is not a cell of the grid; add it to a block")
+    return panels
+
+
+def fraction_label(fraction: float | Fraction) -> str:
+    return f"{float(fraction):.0%}"
+
+
+def describe(config: CellConfig) -> str:
+    """One line naming a cell, as the paper's tables would."""
+    setting = {"none": "clean", "all": "100%"}.get(config.position)
+    setting = setting or f"{config.position} {Fraction(config.fraction).limit_denominator(100)}"
+    return f"{config.model} {config.dataset} {setting} {config.pooling} {config.mode} lr={config.lr:g} seed={config.seed}"
+
+
+# ---------------------------------------------------------------- running the grid
+
+
+def is_done(config: CellConfig, out_dir: str | Path, needs_features: bool = False) -> bool:
+    """A cell is done when its record holds its own hash (and its features, if Figure 1 needs them).
+
+    Only the exact file name counts, so the ``.<hash>.json.*.tmp`` files of a killed run are ignored.
+    """
+    path = Path(out_dir) / f"{config.hash}.json"
+    record = read_record(path)
+    if record is None or record.get("config_hash") != config.hash:
+        return False
+    return not needs_features or path.with_name(f"{config.hash}.features.npz").exists()
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _run_one(config: CellConfig, options: dict) -> dict:
+    from harness.cell import run_cell  # looked up at call time: a worker imports torch only when it runs a cell
+
+    return run_cell(config, progress=False, **options)
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def run_grid(
+    cells: Sequence[CellConfig],
+    *,
+    out_dir: str | Path = "results/cells",
+    data_dir: str | Path = "data",
+    cache_dir: str | Path = "cache/tokens",
+    workers: int = 1,
+    features: Collection[str] = frozenset(),
+    progress: bool = True,
+) -> list[CellConfig]:
+    """Run every cell whose record is missing; return the cells run.
+
+    ``features``: hashes of the cells that also save their test-set features (Figure 1).
+    ``workers`` > 1 runs cells in that many processes with cores // workers torch threads each.
+    A cell that fails on bad input stops the grid with one message naming the cell.
+    """
+    if workers < 1:
+        raise BadInput(f"workers must be >= 1, got {workers}")
+    todo = [c for c in cells if not is_done(c, out_dir, c.hash in features)]
+    options = {"out_dir": str(out_dir), "data_dir": str(data_dir), "cache_dir": str(cache_dir)}
+    bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc="grid", unit="cell",
+               disable=not progress, dynamic_ncols=True)
+    try:
+        if workers == 1:
+            for config in todo:
+                bar.set_postfix_str(describe(config))
+                _run_checked(config, options, features)
+                bar.update()
+        else:
+            _run_parallel(todo, options, features, workers, bar)
+    finally:
+        bar.close()
+    return todo
+
+
+def _run_checked(config: CellConfig, options: dict, features: Collection[str]) -> dict:
+    try:
+        return _run_one(config, {**options, "save_features": config.hash in features})
+    except BadInput as error:
+        raise BadInput(f"cell {config.hash} ({describe(config)}): {error}") from error
+
+
+def _run_parallel(todo: list[CellConfig], options: dict, features: Collection[str], workers: int, bar) -> None:
+    threads = max(1, available_cores() // workers)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                             initializer=_init_worker, initargs=(threads,)) as pool:
+        running = {pool.submit(_run_one, c, {**options, "save_features": c.hash in features}): c for c in todo}
+        try:
+            while running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    config = running.pop(future)
+                    try:
+                        future.result()
+                    except BadInput as error:
+                        raise BadInput(f"cell {config.hash} ({describe(config)}): {error}") from error
+                    bar.set_postfix_str(describe(config))
+                    bar.update()
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # let running cells finish writing; start no more
+            raise
+
+
+def prepare_data(cells: Sequence[CellConfig], *, data_dir: str | Path = "data",
+                 cache_dir: str | Path = "cache/tokens") -> int:
+    """The ``prepare`` stage: build the splits and token cache every cell will read; return how many."""
+    from harness.data import prepare
+    from harness.models import load_classifier
+
+    tokenizers = {}
+    jobs = sorted({(c.model, c.dataset, c.n_train, c.n_test, c.n_val, c.data_seed, c.max_length) for c in cells},
+                  key=str)
+    for model, dataset, n_train, n_test, n_val, data_seed, max_length in tqdm(jobs, desc="prepare", unit="split"):
+        if model not in tokenizers:
+            tokenizers[model] = load_classifier(model, 2)[1]  # only the tokenizer is used
+        prepare(dataset, tokenizers[model], data_dir=data_dir, n_train=n_train, n_test=n_test, n_val=n_val,
+                data_seed=data_seed, max_length=max_length, cache_dir=cache_dir)
+    return len(jobs)
+
+
+# ---------------------------------------------------------------- command line
+
+
+def add_cli(subparsers) -> None:
+    p = subparsers.add_parser("grid", help="run (or list) every cell of a profile of params.yaml",
+                              description="Expand a profile of params.yaml into cells and run those without a "
+                                          "result record. Finished cells are never recomputed.")
+    p.add_argument("--profile", default=None, help="mini, paper, ci, ... (default: the 'profile:' key of --params)")
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--list", action="store_true", help="print one line per cell (hash, done/todo, cell) and exit")
+    p.add_argument("--prepare", action="store_true", help="only build the data splits and token cache (dvc 'prepare')")
+    p.add_argument("--workers", type=int, default=1, help="cells run in parallel, as CPU processes (default: 1)")
+    p.add_argument("--out", default="results/cells", help="folder of the result records (default: %(default)s)")
+    p.add_argument("--data-dir", default="data")
+    p.add_argument("--cache-dir", default="cache/tokens")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=grid_cli)
+
+
+def grid_cli(args: argparse.Namespace) -> int:
+    profile = load_profile(args.profile, args.params)
+    cells = expand(profile)
+    features = {c.hash for panel in tsne_cells(profile, cells).values() for c in panel}
+    if args.list:
+        done = 0
+        for config in cells:
+            state = "done" if is_done(config, args.out, config.hash in features) else "todo"
+            done += state == "done"
+            print(f"{config.hash}\t{state}\t{describe(config)}")
+        print(f"profile {profile.name}: {len(cells)} cells, {done} done", file=sys.stderr)
+        return 0
+    if args.prepare:
+        n = prepare_data(cells, data_dir=args.data_dir, cache_dir=args.cache_dir)
+        print(f"profile {profile.name}: {n} dataset splits prepared in {args.cache_dir}", file=sys.stderr)
+        return 0
+    ran = run_grid(cells, out_dir=args.out, data_dir=args.data_dir, cache_dir=args.cache_dir, workers=args.workers,
+                   features=features, progress=not args.no_progress)
+    statuses = [(read_record(Path(args.out) / f"{c.hash}.json") or {}).get("status") for c in cells]
+    counts = ", ".join(f"{statuses.count(s)} {s}" for s in ("ok", "failed_run", "diverged") if s in statuses)
+    print(f"profile {profile.name}: {len(cells)} cells ({len(ran)} run now): {counts}", file=sys.stderr)
+    return 0

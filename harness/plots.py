@@ -1,0 +1,213 @@
+"""The figures: F1 against corruption level (Tables 2-5 as curves) and the paper's Figure 1 (t-SNE).
+
+* ``f1_vs_level.png``: weighted F1 against the share of layers corrupted, bottom and top as two
+  curves sharing the clean and 100% points; one panel per dataset and per (model, pooling, mode)
+  slice; each point is the paper's protocol (best epoch, best lr), the mean over seeds with their
+  standard deviation as error bar; the dotted line is the majority-class F1.
+* ``tsne.png`` (Figure 1): t-SNE of the fine-tuned test-set features (the vectors the classifier
+  head reads) for the clean, top-k, bottom-k and fully corrupted model on one dataset. t-SNE
+  pictures can mislead, so each panel also carries the silhouette score of the true labels, both in
+  the features' own space and in the 2-D map (also written to ``tsne.json``).
+
+Figures are drawn on ``matplotlib.figure.Figure`` directly (Agg canvas): no pyplot global state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from sklearn.manifold import TSNE
+from sklearn.metrics import silhouette_score
+from sklearn.utils import resample
+
+from harness import BadInput
+from harness.aggregate import level_curves
+from harness.config import CellConfig
+
+SERIES_COLORS = {"bottom": "tab:red", "top": "tab:blue"}
+
+
+def plot_f1_vs_level(summary: pd.DataFrame, path: str | Path) -> Path:
+    """Draw ``f1_vs_level.png`` from ``summary.csv``'s table (``harness.aggregate.summarise``)."""
+    curves = level_curves(summary)
+    slices, datasets = list(dict.fromkeys(curves["slice"])), list(dict.fromkeys(curves["dataset"]))
+    figure = Figure(figsize=(3.2 * len(datasets), 2.9 * len(slices)), layout="constrained")
+    axes = figure.subplots(len(slices), len(datasets), squeeze=False)
+    for (row, slice_name), (column, dataset) in ((r, c) for r in enumerate(slices) for c in enumerate(datasets)):
+        ax = axes[row][column]
+        panel = curves[(curves["slice"] == slice_name) & (curves["dataset"] == dataset)]
+        if panel.empty:  # e.g. the probe slice runs on fewer datasets
+            ax.set_axis_off()
+            continue
+        for series, color in SERIES_COLORS.items():
+            part = panel[panel["series"] == series]
+            ax.errorbar(part["level"], part["f1"], yerr=part["best_f1_std"].fillna(0.0), color=color, marker="o",
+                        markersize=4, capsize=3, label=f"{series} layers")
+        ax.axhline(panel["majority_f1"].mean(), color="grey", linestyle=":", label="majority class")
+        ax.set_title(f"{dataset}\n{slice_name}", fontsize=9)
+        ax.set_xlabel("layers corrupted (%)")
+        ax.set_ylabel("weighted F1 (%)")
+        ax.set_xticks(sorted(panel["level"].unique()))
+        ax.tick_params(labelsize=7)
+    axes[0][0].legend(fontsize=7)
+    figure.suptitle("Fine-tuned F1 against corruption (best epoch and lr; mean and std over seeds)", fontsize=10)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    return path
+
+
+# ---------------------------------------------------------------- Figure 1: t-SNE
+
+
+@dataclass(frozen=True)
+class TsnePanel:
+    """One setting of Figure 1: the 2-D map and how well the labels cluster, before and after it."""
+
+    setting: str
+    points: np.ndarray  # (n, 2)
+    labels: np.ndarray  # (n,)
+    silhouette: float  # in the features' own space
+    silhouette_2d: float  # in the t-SNE map
+    perplexity: float
+
+
+def _silhouette(vectors: np.ndarray, labels: np.ndarray) -> float:
+    if not 2 <= len(np.unique(labels)) <= len(labels) - 1:
+        return float("nan")  # undefined for one cluster or one point per cluster
+    return float(silhouette_score(vectors, labels))
+
+
+def embed(setting: str, features: np.ndarray, labels: np.ndarray, *, max_points: int = 2000, seed: int = 0) -> TsnePanel:
+    """t-SNE of (at most ``max_points``, label-stratified) feature vectors, with silhouette scores."""
+    if len(features) != len(labels) or len(features) < 4:
+        raise BadInput(f"t-SNE of {setting!r} needs >= 4 feature vectors with one label each, "
+                       f"got {len(features)} vectors and {len(labels)} labels")
+    if len(features) > max_points:
+        features, labels = resample(features, labels, n_samples=max_points, replace=False, stratify=labels,
+                                    random_state=seed)
+    perplexity = min(30.0, (len(features) - 1) / 3)  # sklearn needs perplexity < n; 30 is its default
+    points = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(features)
+    return TsnePanel(setting=setting, points=points, labels=labels, silhouette=_silhouette(features, labels),
+                     silhouette_2d=_silhouette(points, labels), perplexity=perplexity)
+
+
+def plot_tsne(panels: Sequence[TsnePanel], path: str | Path, *, title: str = "",
+              label_names: Sequence[str] | None = None) -> Path:
+    figure = Figure(figsize=(3.3 * len(panels), 3.9), layout="constrained")
+    axes = figure.subplots(1, len(panels), squeeze=False)[0]
+    classes = np.unique(np.concatenate([p.labels for p in panels]))
+    palette = colormaps["tab10" if len(classes) <= 10 else "tab20"]
+    colors = {c: palette(i % palette.N) for i, c in enumerate(classes)}
+    for ax, panel in zip(axes, panels):
+        for label in classes:
+            chosen = panel.labels == label
+            name = label_names[label] if label_names is not None and label < len(label_names) else str(label)
+            ax.scatter(panel.points[chosen, 0], panel.points[chosen, 1], s=4, alpha=0.7, color=colors[label],
+                       label=name, linewidths=0)
+        ax.set_title(panel.setting, fontsize=10)
+        ax.set_xlabel(f"silhouette {panel.silhouette:.2f} (features), {panel.silhouette_2d:.2f} (2-D)", fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[-1].legend(fontsize=7, markerscale=2, loc="best")
+    figure.suptitle(title, fontsize=10)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    return path
+
+
+def features_file(config: CellConfig, cells_dir: str | Path) -> Path:
+    """Where ``run_cell(..., save_features=True)`` leaves a cell's test-set features."""
+    return Path(cells_dir) / f"{config.hash}.features.npz"
+
+
+def choose_tsne_cells(panels: Mapping[str, Sequence[CellConfig]], cells: pd.DataFrame) -> dict[str, CellConfig]:
+    """Per Figure-1 panel, the cell (one per lr) with the best test F1: the paper's model choice."""
+    scores = dict(zip(cells["config_hash"], cells["best_test_f1"]))
+    chosen = {}
+    for setting, candidates in panels.items():
+        done = [c for c in candidates if c.hash in scores]
+        if not done:
+            raise BadInput(f"t-SNE panel {setting!r}: no result record among cells "
+                           f"{[c.hash for c in candidates]}; run the grid first")
+        chosen[setting] = max(done, key=lambda c: -math.inf if math.isnan(scores[c.hash]) else scores[c.hash])
+    return chosen
+
+
+def tsne_figure(chosen: Mapping[str, CellConfig], cells_dir: str | Path, png: str | Path, json_path: str | Path,
+                *, max_points: int = 2000, seed: int = 0) -> dict:
+    """Draw Figure 1 from the chosen cells' saved features and write the silhouette scores as JSON."""
+    panels, summary = [], {}
+    for setting, config in chosen.items():
+        path = features_file(config, cells_dir)
+        if not path.exists():
+            raise BadInput(f"t-SNE panel {setting!r}: {path} is missing; rerun the grid (it saves features "
+                           "for the profile's tsne cells)")
+        with np.load(path) as saved:
+            panel = embed(setting, saved["features"], saved["labels"], max_points=max_points, seed=seed)
+        panels.append(panel)
+        summary[setting] = {"config_hash": config.hash, "lr": config.lr, "n_points": len(panel.labels),
+                            "perplexity": panel.perplexity,
+                            **{k: None if math.isnan(v) else v  # JSON has no NaN
+                               for k, v in (("silhouette", panel.silhouette), ("silhouette_2d", panel.silhouette_2d))}}
+    first = next(iter(chosen.values()))
+    label_names = None
+    try:
+        from harness.data import dataset_spec
+
+        label_names = dataset_spec(first.dataset).label_names
+    except BadInput:
+        pass
+    plot_tsne(panels, png, label_names=label_names,
+              title=f"t-SNE of fine-tuned {first.pooling} features: {first.model} on {first.dataset} (test set)")
+    result = {"model": first.model, "dataset": first.dataset, "pooling": first.pooling, "mode": first.mode,
+              "seed": first.seed, "panels": summary}
+    json_path = Path(json_path)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+# ---------------------------------------------------------------- command line
+
+
+def add_cli(subparsers) -> None:
+    p = subparsers.add_parser("plots", help="draw f1_vs_level.png and Figure 1's tsne.png for a profile",
+                              description="Draw the figures from results/summary.csv, results/cells.csv and the "
+                                          "saved features of the profile's tsne cells.")
+    p.add_argument("--profile", default=None, help="default: the 'profile:' key of --params")
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--results", default="results", help="folder holding summary.csv and cells.csv (default: %(default)s)")
+    p.add_argument("--cells", default="results/cells", help="folder of the result records and features")
+    p.add_argument("--out", default="results/plots", help="folder for the PNG files (default: %(default)s)")
+    p.add_argument("--max-points", type=int, default=2000, help="test examples per t-SNE panel (default: %(default)s)")
+    p.set_defaults(func=plots_cli)
+
+
+def plots_cli(args: argparse.Namespace) -> int:
+    from harness.grid import expand, load_profile, tsne_cells
+
+    profile = load_profile(args.profile, args.params)
+    results = Path(args.results)
+    for table in ("summary.csv", "cells.csv"):
+        if not (results / table).exists():
+            raise BadInput(f"{results / table} not found: run `python -m harness aggregate` first")
+    print(plot_f1_vs_level(pd.read_csv(results / "summary.csv"), Path(args.out) / "f1_vs_level.png"))
+    if profile.tsne is None:
+        print(f"profile {profile.name!r} has no tsne entry: Figure 1 skipped", file=sys.stderr)
+        return 0
+    chosen = choose_tsne_cells(tsne_cells(profile, expand(profile)), pd.read_csv(results / "cells.csv"))
+    tsne_figure(chosen, args.cells, Path(args.out) / "tsne.png", results / "tsne.json", max_points=args.max_points)
+    print(Path(args.out) / "tsne.png")
+    return 0
