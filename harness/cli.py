@@ -10,7 +10,6 @@ import argparse
 import json
 import sys
 from importlib import import_module
-from importlib.util import find_spec
 
 from harness import BadInput
 
@@ -112,8 +111,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_cell_cli(subparsers)
     add_corrupt_cli(subparsers)
     for module_name in VERB_MODULES:
-        if find_spec(module_name) is None:  # TODO(dev): remove once every step module exists
-            continue
         module = import_module(module_name)
         if hasattr(module, "add_cli"):
             module.add_cli(subparsers)

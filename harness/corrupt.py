@@ -73,7 +73,8 @@ def layers_to_corrupt(
     elif rounding == "ceil":
         count = math.ceil(exact)
     else:
-        count = math.floor(exact + 0.5)
+        # Snap float noise first: 15/22 of 11 layers is 7.4999999..., a tie that must round up.
+        count = math.floor(round(exact, 9) + 0.5)
 
     if position == "bottom":
         return list(range(count))
@@ -121,7 +122,8 @@ def architecture(model: nn.Module) -> dict[str, str | None]:
 
 def encoder_layers(model: nn.Module) -> nn.ModuleList:
     """The encoder's transformer blocks, bottom first."""
-    return model.base_model.get_submodule(architecture(model)["layers"])
+    layers_path = architecture(model)["layers"]  # first: a model that is not a HF model has no base_model
+    return model.base_model.get_submodule(layers_path)
 
 
 def _parse_scope(scope: str) -> set[str]:
@@ -140,13 +142,15 @@ def _chosen_modules(model: nn.Module, layer_ids: list[int], scope: set[str]) -> 
     base_prefix = model.base_model_prefix
     layers_path = layout["layers"]
     layers = encoder_layers(model)
+    pooler = layout["pooler"] and getattr(model.base_model, layout["pooler"], None)
+    if "pooler" in scope and pooler is None:
+        # Refused even when no layer is chosen, so a scope that cannot apply fails on the clean
+        # baseline cell too instead of only on the corrupted ones.
+        raise BadInput(f"scope {'+'.join(sorted(scope))!r} asks for a pooler, but {model.config.model_type} has none")
     chosen = [(f"{base_prefix}.{layers_path}.{i}", layers[i]) for i in layer_ids]
     if layer_ids and "embeddings" in scope:
         chosen.append((f"{base_prefix}.{layout['embeddings']}", model.base_model.get_submodule(layout["embeddings"])))
     if layer_ids and "pooler" in scope:
-        pooler = layout["pooler"] and getattr(model.base_model, layout["pooler"], None)
-        if pooler is None:
-            raise BadInput(f"scope {'+'.join(sorted(scope))!r} asks for a pooler, but {model.config.model_type} has none")
         chosen.append((f"{base_prefix}.{layout['pooler']}", pooler))
     return chosen
 

@@ -239,8 +239,11 @@ def expand_block(block: Block) -> list[CellConfig]:
                     raise BadInput(f"block {block.name!r}, model {model}: {error}") from error
             for dataset, pooling, mode, lr, seed in product(block.datasets, block.poolings, block.modes,
                                                              block.lrs, block.seeds):
-                cells.append(CellConfig(model=model, dataset=dataset, position=position, fraction=float(fraction),
-                                        pooling=pooling, mode=mode, lr=lr, seed=seed, **fixed))
+                try:
+                    cells.append(CellConfig(model=model, dataset=dataset, position=position, fraction=float(fraction),
+                                            pooling=pooling, mode=mode, lr=lr, seed=seed, **fixed))
+                except (BadInput, TypeError) as error:  # TypeError: e.g. epochs: "three"
+                    raise BadInput(f"block {block.name!r}: {error}") from error
     return cells
 
 
@@ -316,29 +319,33 @@ def run_grid(
     data_dir: str | Path = "data",
     cache_dir: str | Path = "cache/tokens",
     workers: int = 1,
+    threads: int | None = None,
     features: Collection[str] = frozenset(),
     progress: bool = True,
 ) -> list[CellConfig]:
     """Run every cell whose record is missing; return the cells run.
 
     ``features``: hashes of the cells that also save their test-set features (Figure 1).
-    ``workers`` > 1 runs cells in that many processes with cores // workers torch threads each.
-    A cell that fails on bad input stops the grid with one message naming the cell.
+    ``workers`` > 1 runs cells in that many processes; ``threads`` torch threads each (None: cores //
+    workers; with one worker None keeps torch's own choice). A cell that fails on bad input stops
+    the grid with one message naming the cell.
     """
-    if workers < 1:
-        raise BadInput(f"workers must be >= 1, got {workers}")
+    if workers < 1 or (threads is not None and threads < 1):
+        raise BadInput(f"workers and threads must be >= 1, got workers={workers}, threads={threads}")
     todo = [c for c in cells if not is_done(c, out_dir, c.hash in features)]
     options = {"out_dir": str(out_dir), "data_dir": str(data_dir), "cache_dir": str(cache_dir)}
     bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc="grid", unit="cell",
                disable=not progress, dynamic_ncols=True)
     try:
         if workers == 1:
+            if threads is not None and todo:
+                _init_worker(threads)
             for config in todo:
                 bar.set_postfix_str(describe(config))
                 _run_checked(config, options, features)
                 bar.update()
         else:
-            _run_parallel(todo, options, features, workers, bar)
+            _run_parallel(todo, options, features, workers, threads or max(1, available_cores() // workers), bar)
     finally:
         bar.close()
     return todo
@@ -351,8 +358,8 @@ def _run_checked(config: CellConfig, options: dict, features: Collection[str]) -
         raise BadInput(f"cell {config.hash} ({describe(config)}): {error}") from error
 
 
-def _run_parallel(todo: list[CellConfig], options: dict, features: Collection[str], workers: int, bar) -> None:
-    threads = max(1, available_cores() // workers)
+def _run_parallel(todo: list[CellConfig], options: dict, features: Collection[str], workers: int, threads: int,
+                  bar) -> None:
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
                              initializer=_init_worker, initargs=(threads,)) as pool:
         running = {pool.submit(_run_one, c, {**options, "save_features": c.hash in features}): c for c in todo}
@@ -401,6 +408,9 @@ def add_cli(subparsers) -> None:
     p.add_argument("--list", action="store_true", help="print one line per cell (hash, done/todo, cell) and exit")
     p.add_argument("--prepare", action="store_true", help="only build the data splits and token cache (dvc 'prepare')")
     p.add_argument("--workers", type=int, default=1, help="cells run in parallel, as CPU processes (default: 1)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads per worker (default 0: cores // workers). On a busy shared machine 1 thread "
+                        "per process can be several times faster than 2")
     p.add_argument("--out", default="results/cells", help="folder of the result records (default: %(default)s)")
     p.add_argument("--data-dir", default="data")
     p.add_argument("--cache-dir", default="cache/tokens")
@@ -425,7 +435,7 @@ def grid_cli(args: argparse.Namespace) -> int:
         print(f"profile {profile.name}: {n} dataset splits prepared in {args.cache_dir}", file=sys.stderr)
         return 0
     ran = run_grid(cells, out_dir=args.out, data_dir=args.data_dir, cache_dir=args.cache_dir, workers=args.workers,
-                   features=features, progress=not args.no_progress)
+                   threads=args.threads or None, features=features, progress=not args.no_progress)
     statuses = [(read_record(Path(args.out) / f"{c.hash}.json") or {}).get("status") for c in cells]
     counts = ", ".join(f"{statuses.count(s)} {s}" for s in ("ok", "failed_run", "diverged") if s in statuses)
     print(f"profile {profile.name}: {len(cells)} cells ({len(ran)} run now): {counts}", file=sys.stderr)

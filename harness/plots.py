@@ -113,7 +113,7 @@ def plot_tsne(panels: Sequence[TsnePanel], path: str | Path, *, title: str = "",
         for label in classes:
             chosen = panel.labels == label
             name = label_names[label] if label_names is not None and label < len(label_names) else str(label)
-            ax.scatter(panel.points[chosen, 0], panel.points[chosen, 1], s=4, alpha=0.7, color=colors[label],
+            ax.scatter(panel.points[chosen, 0], panel.points[chosen, 1], s=4 if len(panel.labels) > 500 else 12, alpha=0.7, color=colors[label],
                        label=name, linewidths=0)
         ax.set_title(panel.setting, fontsize=10)
         ax.set_xlabel(f"silhouette {panel.silhouette:.2f} (features), {panel.silhouette_2d:.2f} (2-D)", fontsize=8)

@@ -1,0 +1,206 @@
+"""Profiles expand into the paper's grids, and the runner computes each cell exactly once."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from collections import Counter
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness import BadInput
+from harness.config import CellConfig
+from harness.corrupt import layers_to_corrupt
+from harness.grid import describe, expand, is_done, load_profile, run_grid, tsne_cells
+from harness.results import write_json_atomic
+
+PARAMS = Path(__file__).resolve().parent.parent / "params.yaml"
+
+
+def write_params(tmp_path: Path, **blocks_and_defaults) -> Path:
+    """A params.yaml with one profile ``t`` (MiniLM: its depth is known without loading anything)."""
+    profile = {"defaults": {"lrs": [5.0e-5], "seeds": [0, 1], "epochs": 1, "n_train": 32, "n_test": 16},
+               "blocks": [{"name": "b", "models": {"minilm-l6": [0, "1/3", 1]}, "datasets": ["sst2"]}]}
+    profile.update(blocks_and_defaults)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"profile": "t", "profiles": {"t": profile}}))
+    return path
+
+
+# ---------------------------------------------------------------- the profiles of params.yaml
+
+
+def test_paper_profile_is_tables_2_to_5():
+    cells = expand(load_profile("paper", PARAMS))
+    assert len(cells) == 960
+    assert len({c.hash for c in cells}) == 960
+    assert {c.lr for c in cells} == {1e-5, 2e-5, 5e-5} and {c.epochs for c in cells} == {10}
+    assert {c.seed for c in cells} == {0}
+
+    def settings(model):
+        return {(c.position, c.fraction) for c in cells if c.model == model}
+
+    quarters = {("none", 0.0), ("all", 1.0)} | {(p, f) for p in ("bottom", "top") for f in (0.25, 0.5, 0.75)}
+    assert settings("bert-base-uncased") == settings("bert-large-uncased") == quarters
+    assert settings("distilbert-base-uncased") == {("none", 0.0), ("all", 1.0), ("bottom", 0.5), ("top", 0.5)}
+    six = {"sst2", "imdb", "ag_news", "emotion", "dbpedia_14", "twitter_financial_news_topic"}
+    tables = Counter((c.pooling, c.mode, c.dataset in six) for c in cells)
+    per_dataset = 20 * 3  # (8 + 8 + 4) settings x 3 learning rates
+    assert tables == {("cls", "full", True): 6 * per_dataset, ("mean", "full", True): 6 * per_dataset,
+                      ("cls", "probe", True): 2 * per_dataset, ("cls", "full", False): 2 * per_dataset}
+    assert {c.dataset for c in cells if c.mode == "probe"} == {"ag_news", "dbpedia_14"}
+    assert {c.dataset for c in cells if c.dataset not in six} == {"mrpc", "rte"}
+
+
+def test_mini_profile_has_what_the_issue_asks():
+    profile = load_profile("mini", PARAMS)
+    cells = expand(profile)
+    assert {c.model for c in cells} == {"minilm-l6"}
+    full = [c for c in cells if c.mode == "full" and c.pooling == "cls"]
+    datasets = {c.dataset for c in full}
+    assert "sst2" in datasets and datasets & {"ag_news", "emotion"}
+    corrupted = {(c.position, len(layers_to_corrupt(6, c.corrupt_position, c.fraction))) for c in full}
+    assert corrupted == {("none", 0), ("bottom", 2), ("bottom", 4), ("top", 2), ("top", 4), ("all", 6)}
+    assert len({c.seed for c in cells}) >= 3
+    assert any(c.mode == "probe" for c in cells)
+    panels = tsne_cells(profile, cells)
+    assert list(panels) == ["clean", "top 33%", "bottom 33%", "100%"]
+
+
+def test_ci_profile_is_small_and_offline():
+    cells = expand(load_profile("ci", PARAMS))
+    assert {c.model for c in cells} == {"tiny-bert", "tiny-distilbert"}
+    assert len(cells) <= 60 and all(c.n_train <= 128 and c.epochs <= 2 for c in cells)
+
+
+def test_default_profile_is_the_params_key(tmp_path):
+    assert load_profile(None, write_params(tmp_path)).name == "t"
+
+
+# ---------------------------------------------------------------- bad profiles
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"blocks": [{"models": {"minilm-l6": ["1/4"]}, "datasets": ["sst2"]}]}, "not a whole number"),
+    ({"blocks": [{"models": {"minilm-l6": [0]}, "datasets": ["sst3"]}]}, "unknown dataset 'sst3'"),
+    ({"blocks": [{"models": {"minilm-l6": [0]}, "datasets": ["sst2"], "learning_rates": [1]}]}, "unknown keys"),
+    ({"blocks": [{"models": ["minilm-l6"], "datasets": ["sst2"]}]}, "must map each model"),
+    ({"blocks": [{"models": {"minilm-l6": ["2/3", 1.5]}, "datasets": ["sst2"]}]}, "in [0, 1]"),
+    ({"tsne": {"model": "minilm-l6", "dataset": "ag_news", "fraction": "1/3"}}, "not a cell of the grid"),
+    ({"blocks": [{"models": {"minilm-l6": [0]}, "datasets": ["sst2"], "poolings": ["max"]}]}, "block 'block0': pooling"),
+])
+def test_bad_profiles_fail_clearly(tmp_path, change, message):
+    with pytest.raises(BadInput, match=message.replace("[", r"\[").replace("]", r"\]")):
+        expand(load_profile("t", write_params(tmp_path, **change)))
+
+
+def test_unknown_profile_names_the_known_ones():
+    with pytest.raises(BadInput, match="mini, paper, ci"):
+        load_profile("full", PARAMS)
+
+
+def test_fractions_are_exact(tmp_path):
+    (block,) = load_profile("t", write_params(tmp_path)).blocks
+    assert dict(block.models)["minilm-l6"] == (Fraction(0), Fraction(1, 3), Fraction(1))
+    cells = expand(load_profile("t", write_params(tmp_path)))
+    assert {c.fraction for c in cells} == {0.0, 1 / 3, 1.0}
+
+
+# ---------------------------------------------------------------- the runner
+
+
+class FakeCells:
+    """Stands in for ``harness.cell``: records each call and writes a record as run_cell does."""
+
+    def __init__(self, fail_on: str | None = None):
+        self.calls: list[tuple[str, bool]] = []
+        self.fail_on = fail_on
+
+    def run_cell(self, config: CellConfig, *, out_dir, data_dir, cache_dir, save_features=False, progress=True):
+        self.calls.append((config.hash, save_features))
+        if config.hash == self.fail_on:
+            raise BadInput("dataset folder data/sst2 not found")
+        record = {"config": config.to_dict(), "config_hash": config.hash, "status": "ok"}
+        write_json_atomic(Path(out_dir) / f"{config.hash}.json", record)
+        if save_features:
+            (Path(out_dir) / f"{config.hash}.features.npz").write_bytes(b"npz")
+        return record
+
+
+@pytest.fixture
+def fake_cells(monkeypatch):
+    fake = FakeCells()
+    module = types.ModuleType("harness.cell")
+    module.run_cell = fake.run_cell
+    monkeypatch.setitem(sys.modules, "harness.cell", module)
+    return fake
+
+
+def test_a_second_run_computes_nothing(tmp_path, fake_cells):
+    cells = expand(load_profile("t", write_params(tmp_path)))
+    out = tmp_path / "cells"
+    assert len(run_grid(cells, out_dir=out, progress=False)) == len(cells) == 8
+    assert sorted(h for h, _ in fake_cells.calls) == sorted(c.hash for c in cells)
+    assert run_grid(cells, out_dir=out, progress=False) == []
+    assert len(fake_cells.calls) == 8
+
+
+def test_changing_one_seed_recomputes_only_its_cells(tmp_path, fake_cells):
+    out = tmp_path / "cells"
+    run_grid(expand(load_profile("t", write_params(tmp_path))), out_dir=out, progress=False)
+    fake_cells.calls.clear()
+    changed = expand(load_profile("t", write_params(tmp_path, defaults={
+        "lrs": [5.0e-5], "seeds": [0, 2], "epochs": 1, "n_train": 32, "n_test": 16})))
+    ran = run_grid(changed, out_dir=out, progress=False)
+    assert {c.seed for c in ran} == {2} and len(ran) == 4
+    assert [h for h, _ in fake_cells.calls] == [c.hash for c in ran]
+
+
+def test_stray_temp_files_and_broken_records_are_not_results(tmp_path, fake_cells):
+    cells = expand(load_profile("t", write_params(tmp_path)))
+    out = tmp_path / "cells"
+    out.mkdir()
+    first, second = cells[0], cells[1]
+    # what a kill -9 during an atomic write leaves: a temp file beside the record that never appeared
+    (out / f".{first.hash}.json.x1y2.tmp").write_text(json.dumps({"config_hash": first.hash})[:10])
+    (out / f"{second.hash}.json").write_text('{"config_hash": "')  # a torn write from a non-atomic tool
+    assert not is_done(first, out) and not is_done(second, out)
+    ran = run_grid(cells, out_dir=out, progress=False)
+    assert {first.hash, second.hash} <= {c.hash for c in ran}
+    assert all(is_done(c, out) for c in cells)
+
+
+def test_feature_cells_save_features_and_count_as_done_only_with_them(tmp_path, fake_cells):
+    cells = expand(load_profile("t", write_params(tmp_path)))
+    out = tmp_path / "cells"
+    run_grid(cells, out_dir=out, progress=False)
+    wanted = cells[0].hash
+    fake_cells.calls.clear()
+    ran = run_grid(cells, out_dir=out, features={wanted}, progress=False)
+    assert [c.hash for c in ran] == [wanted] and fake_cells.calls == [(wanted, True)]
+    assert run_grid(cells, out_dir=out, features={wanted}, progress=False) == []
+
+
+def test_bad_input_stops_the_grid_naming_the_cell(tmp_path, monkeypatch):
+    cells = expand(load_profile("t", write_params(tmp_path)))
+    fake = FakeCells(fail_on=cells[2].hash)
+    module = types.ModuleType("harness.cell")
+    module.run_cell = fake.run_cell
+    monkeypatch.setitem(sys.modules, "harness.cell", module)
+    with pytest.raises(BadInput, match=f"cell {cells[2].hash} \\({describe(cells[2])}\\): dataset folder"):
+        run_grid(cells, out_dir=tmp_path / "cells", progress=False)
+    assert len(fake.calls) == 3  # the cells after the bad one never started
+
+
+def test_list_cli_lists_every_cell_once(tmp_path, capsys):
+    from harness.cli import main
+
+    assert main(["grid", "--profile", "t", "--params", str(write_params(tmp_path)), "--list",
+                 "--out", str(tmp_path / "cells")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 8 and len({line.split("\t")[0] for line in lines}) == 8
+    assert all(line.split("\t")[1] == "todo" for line in lines)
