@@ -71,8 +71,8 @@ class BenchSettings:
 
     model: str = "minilm-l6"
     datasets: tuple[str, ...] = ("sst2", "ag_news")
-    n_train: int = 1000
-    n_test: int = 500
+    n_train: int = 500  # small enough that the defaults take a few minutes on 2 idle cores
+    n_test: int = 250
     n_val: int | None = None  # None: the cell's default (10% of n_train)
     epochs: int = 1
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -127,8 +127,8 @@ class RunResult:
     train_loss: float
     final_val_f1: float
     final_test_f1: float
-    peak_rss_mb: float
-    rss_delta_mb: float  # peak during the run minus RSS at its start
+    peak_rss_mb: float | None = None  # filled by measured_run
+    rss_delta_mb: float | None = None  # peak during the run minus RSS at its start
     peak_gpu_mb: float | None = None
 
     @property
@@ -340,7 +340,7 @@ def run_trainer(model, tokenizer, data: BenchData, settings: BenchSettings, seed
         examples=len(train) * settings.epochs, real_tokens=collator.real, padded_tokens=collator.padded,
         train_s=clock.seconds, eval_s=eval_s, eval_real_tokens=eval_tokens, wall_s=wall,
         train_loss=float(output.training_loss), final_val_f1=final["eval_validation_f1_weighted"],
-        final_test_f1=final["eval_test_f1_weighted"], peak_rss_mb=math.nan, rss_delta_mb=math.nan,
+        final_test_f1=final["eval_test_f1_weighted"],
     )
 
 
@@ -371,7 +371,6 @@ def run_ours(model, tokenizer, data: BenchData, settings: BenchSettings, seed: i
         real_tokens=real, padded_tokens=padded, train_s=train_s, eval_s=wall - train_s,
         eval_real_tokens=(int(validation.lengths.sum()) + int(test.lengths.sum())) * settings.epochs, wall_s=wall,
         train_loss=final.train_loss, final_val_f1=final.val["f1_weighted"], final_test_f1=final.test["f1_weighted"],
-        peak_rss_mb=math.nan, rss_delta_mb=math.nan,
     )
 
 
@@ -500,20 +499,25 @@ def summarise(runs: Sequence[RunResult]) -> dict:
     per_dataset = {}
     for dataset, group in frame.groupby("dataset", sort=False):
         stats = group.groupby("runner")[columns].agg(["mean", "std"])
-        entry = {runner: {f"{col}_{stat}": float(stats.loc[runner, (col, stat)]) for col in columns
+        entry = {runner: {f"{col}_{stat}": _number(stats.loc[runner, (col, stat)]) for col in columns
                           for stat in ("mean", "std")} for runner in stats.index}
         if set(RUNNERS) <= set(entry):
             entry["speedup"] = entry["trainer"]["train_s_mean"] / entry["ours"]["train_s_mean"]
         per_dataset[dataset] = entry
     ours, trainer = frame[frame.runner == "ours"], frame[frame.runner == "trainer"]
-    summary = {"per_dataset": per_dataset,
-               "real_tokens_per_s": float(ours.real_tokens.sum() / ours.train_s.sum()) if len(ours) else math.nan,
-               "eval_real_tokens_per_s": float(ours.eval_real_tokens.sum() / ours.eval_s.sum()) if len(ours) else math.nan,
-               "trainer_real_tokens_per_s": (float(trainer.real_tokens.sum() / trainer.train_s.sum())
-                                             if len(trainer) else math.nan)}
-    summary["speedup_vs_trainer"] = (float(trainer.train_s.mean() / ours.train_s.mean())
-                                     if len(ours) and len(trainer) else math.nan)
-    return summary
+    both = len(ours) and len(trainer)
+    return {
+        "per_dataset": per_dataset,
+        "speedup_vs_trainer": float(trainer.train_s.mean() / ours.train_s.mean()) if both else None,
+        "real_tokens_per_s": float(ours.real_tokens.sum() / ours.train_s.sum()) if len(ours) else None,
+        "eval_real_tokens_per_s": float(ours.eval_real_tokens.sum() / ours.eval_s.sum()) if len(ours) else None,
+        "trainer_real_tokens_per_s": float(trainer.real_tokens.sum() / trainer.train_s.sum()) if len(trainer) else None,
+    }
+
+
+def _number(value) -> float | None:
+    """A float for the JSON, or None where there is none (the std of one seed): JSON has no NaN."""
+    return None if pd.isna(value) else float(value)
 
 
 def runs_frame(results: dict) -> pd.DataFrame:
@@ -547,8 +551,8 @@ def summary_frame(results: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _pm(mean: float, std: float, digits: int) -> str:
-    return f"{mean:.{digits}f}" if math.isnan(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+def _pm(mean: float, std: float | None, digits: int) -> str:
+    return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def format_tables(results: dict) -> str:

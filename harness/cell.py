@@ -73,6 +73,7 @@ def summarise(config: CellConfig, outcome: TrainOutcome, majority_f1: float) -> 
 
 
 def _save_features(path: Path, vectors: torch.Tensor, labels: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as handle:
         np.savez(handle, features=vectors.cpu().numpy().astype(np.float32), labels=labels)
     os.replace(handle.name, path)

@@ -430,7 +430,8 @@ def load_source(kind: str, path: str | Path | None = None, metric: str = "best")
         raise BadInput(f"source must be one of {SOURCES}, got {kind!r}")
     path = Path(path) if path is not None else (PAPER_TABLES if kind == "paper" else RESULTS)
     if not path.is_file():
-        hint = "run `dvc repro` first (or give --results PATH)" if kind == "results" else "restore claims/paper_tables.csv"
+        hint = ("run `dvc repro` first (or give --results PATH)" if kind == "results"
+                else "restore claims/paper_tables.csv")
         raise BadInput(f"{kind} file {path} not found: {hint}")
     table = pd.read_csv(path)
     frame = paper_frame(table, str(path)) if kind == "paper" else results_frame(table, metric, str(path))
@@ -458,7 +459,8 @@ def _series(tables: pd.DataFrame) -> dict[str, dict[str, float]]:
     keys += ["seed"] if "seed" in tables.columns and tables["seed"].nunique() > 1 else []
     rows = defaultdict(list)
     for row in tables.itertuples(index=False):
-        rows[" ".join(f"{k}={getattr(row, k)}" for k in keys)].append(((row.position, float(row.level)), float(row.f1)))
+        name = " ".join(f"{k}={getattr(row, k)}" for k in keys)
+        rows[name].append(((row.position, float(row.level)), float(row.f1)))
     return {name: {setting_label(s): f1 for s, f1 in sorted(found, key=lambda r: _order(r[0]))}
             for name, found in rows.items()}
 

@@ -29,6 +29,7 @@ from matplotlib.figure import Figure
 from sklearn.manifold import TSNE
 from sklearn.metrics import silhouette_score
 from sklearn.utils import resample
+from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
 
 from harness import BadInput
 from harness.aggregate import level_curves
@@ -88,8 +89,13 @@ def _silhouette(vectors: np.ndarray, labels: np.ndarray) -> float:
     return float(silhouette_score(vectors, labels))
 
 
-def embed(setting: str, features: np.ndarray, labels: np.ndarray, *, max_points: int = 2000, seed: int = 0) -> TsnePanel:
-    """t-SNE of (at most ``max_points``, label-stratified) feature vectors, with silhouette scores."""
+def embed(setting: str, features: np.ndarray, labels: np.ndarray, *, max_points: int = 2000, seed: int = 0,
+          threads: int = 1) -> TsnePanel:
+    """t-SNE of (at most ``max_points``, label-stratified) feature vectors, with silhouette scores.
+
+    One thread by default: 2,000 points take seconds on one, while OpenMP threads competing with other
+    processes for a busy machine's cores made the same t-SNE 20x slower (measured on 2 shared cores).
+    """
     if len(features) != len(labels) or len(features) < 4:
         raise BadInput(f"t-SNE of {setting!r} needs >= 4 feature vectors with one label each, "
                        f"got {len(features)} vectors and {len(labels)} labels")
@@ -97,9 +103,11 @@ def embed(setting: str, features: np.ndarray, labels: np.ndarray, *, max_points:
         features, labels = resample(features, labels, n_samples=max_points, replace=False, stratify=labels,
                                     random_state=seed)
     perplexity = min(30.0, (len(features) - 1) / 3)  # sklearn needs perplexity < n; 30 is its default
-    points = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(features)
-    return TsnePanel(setting=setting, points=points, labels=labels, silhouette=_silhouette(features, labels),
-                     silhouette_2d=_silhouette(points, labels), perplexity=perplexity)
+    with threadpool_limits(limits=threads):
+        points = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(features)
+        silhouette, silhouette_2d = _silhouette(features, labels), _silhouette(points, labels)
+    return TsnePanel(setting=setting, points=points, labels=labels, silhouette=silhouette,
+                     silhouette_2d=silhouette_2d, perplexity=perplexity)
 
 
 def plot_tsne(panels: Sequence[TsnePanel], path: str | Path, *, title: str = "",
@@ -113,8 +121,8 @@ def plot_tsne(panels: Sequence[TsnePanel], path: str | Path, *, title: str = "",
         for label in classes:
             chosen = panel.labels == label
             name = label_names[label] if label_names is not None and label < len(label_names) else str(label)
-            ax.scatter(panel.points[chosen, 0], panel.points[chosen, 1], s=4 if len(panel.labels) > 500 else 12, alpha=0.7, color=colors[label],
-                       label=name, linewidths=0)
+            ax.scatter(panel.points[chosen, 0], panel.points[chosen, 1], s=4 if len(panel.labels) > 500 else 12,
+                       alpha=0.7, color=colors[label], label=name, linewidths=0)
         ax.set_title(panel.setting, fontsize=10)
         ax.set_xlabel(f"silhouette {panel.silhouette:.2f} (features), {panel.silhouette_2d:.2f} (2-D)", fontsize=8)
         ax.set_xticks([])
@@ -128,7 +136,10 @@ def plot_tsne(panels: Sequence[TsnePanel], path: str | Path, *, title: str = "",
 
 
 def features_file(config: CellConfig, cells_dir: str | Path) -> Path:
-    """Where ``run_cell(..., save_features=True)`` leaves a cell's test-set features."""
+    """Where ``run_cell(..., save_features=True)`` leaves a cell's test-set features.
+
+    The same rule as ``harness.cell.features_path``, restated so drawing needs no torch import.
+    """
     return Path(cells_dir) / f"{config.hash}.features.npz"
 
 

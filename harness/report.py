@@ -81,7 +81,8 @@ def our_tables(summary: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     """Our per-setting means in the paper's layout, one table per (pooling, mode) slice."""
     tables = []
     for (pooling, mode), part in summary.groupby(["pooling", "mode"], sort=False):
-        part = _ordered(part).assign(
+        part = _ordered(part)
+        part = part.assign(
             level_label=[_level_label(r.position, r.level, r.n_corrupted, r.n_layers) for r in part.itertuples()],
             shown=[_score(r.best_f1_mean, r.best_f1_std) for r in part.itertuples()],
         )
@@ -149,24 +150,31 @@ def verdict_table(by_source: dict[str, dict]) -> str:
         row = {"claim": name}
         for source, verdicts in by_source.items():
             verdict = verdicts.get(name)
-            row[source] = "–" if verdict is None else claims.describe_aggregate(verdict)
+            row[source] = "–" if verdict is None else (
+                f"**{verdict.verdict}** ({verdict.supported} / {verdict.contradicted} / {verdict.inconclusive})")
         rows.append(row)
     return _markdown(pd.DataFrame(rows))
 
 
 def contradictions(comparisons: Iterable, source: str) -> str:
-    found = [c for c in comparisons if c.verdict == claims.CONTRADICTED]
+    found = [c for c in comparisons if c.verdict == claims.Verdict.CONTRADICTED]
     if not found:
-        return f"No comparison on the {source} is CONTRADICTED."
-    return "\n".join(f"- **{c.claim}** `{c.case_id}`: {c.detail}" for c in found)
+        return f"No comparison on {source} is CONTRADICTED."
+    return "\n".join(f"- **{c.claim}** `{c.id}`: {c.detail}" for c in found)
 
 
 def tsne_section(tsne_json: Path, png: Path) -> str:
     if not tsne_json.exists():
         return "No t-SNE features were saved in this profile."
-    panels = json.loads(tsne_json.read_text())
-    frame = pd.DataFrame(panels["panels"] if isinstance(panels, dict) and "panels" in panels else panels)
-    return "\n".join([f"![t-SNE of the fine-tuned features]({png.as_posix()})", "", _markdown(frame.round(3))])
+    tsne = json.loads(tsne_json.read_text())
+    rows = [{"setting": setting, "silhouette (features)": f"{panel['silhouette']:.3f}",
+             "silhouette (t-SNE 2-D)": f"{panel['silhouette_2d']:.3f}", "test points": panel["n_points"],
+             "cell": f"`{panel['config_hash']}`"} for setting, panel in tsne["panels"].items()]
+    return "\n".join([
+        f"![t-SNE of the fine-tuned features]({png.as_posix()})", "",
+        f"{tsne['model']} on {tsne['dataset']}, {tsne['pooling']} pooling, {tsne['mode']} fine-tuning, seed {tsne['seed']}:",
+        "", _markdown(pd.DataFrame(rows)),
+    ])
 
 
 # ---------------------------------------------------------------- the report
@@ -227,11 +235,11 @@ def build_report(results_dir: Path = Path("results"), paper_csv: Path = Path("cl
         "",
         "## Where the paper's own numbers contradict its prose",
         "",
-        contradictions(paper_comparisons, "paper's tables"),
+        contradictions(paper_comparisons, "the paper's tables"),
         "",
         "## Suspected transcription or copy errors in the paper's tables",
         "",
-        "\n".join(f"- {f}" for f in findings) if findings else "None found.",
+        "\n".join(f"- {f.where}: {f.message}" for f in findings) if findings else "None found.",
         "",
         "## Contradictions on our grid",
         "",

@@ -16,7 +16,7 @@ from harness import data as hd
 from harness.data import DATASETS, dataset_spec, encode, load_raw, make_splits, prepare
 from harness.models import minilm_dir
 
-DATA = Path("/work/shared/datasets")
+DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"  # ../shared beside the repo (CI has it too)
 SINGLE = [name for name, spec in DATASETS.items() if not spec.is_pair]
 
 

@@ -1,0 +1,192 @@
+"""One experiment cell end to end: tiny fixtures (seconds), one real MiniLM smoke cell, bad input."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from harness.cell import run_cell
+from harness.cli import main
+from harness.config import CellConfig
+from harness.data import Encoded, prepare
+from harness.models import load_classifier, sentence_vector
+from harness.train import (
+    TrainSettings,
+    length_bucketed_batches,
+    token_budget_batches,
+    train_and_evaluate,
+)
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+TINY = dict(n_train=64, n_test=32, n_val=16, epochs=2, lr=1e-3, batch_size=16, max_length=32)
+
+
+@pytest.fixture
+def dirs(tmp_path):
+    return {"out_dir": tmp_path / "cells", "data_dir": DATA, "cache_dir": tmp_path / "cache", "progress": False}
+
+
+# ---------------------------------------------------------------- batching
+
+
+@pytest.mark.parametrize("n, batch_size", [(1, 32), (31, 32), (32, 32), (1000, 32), (1601, 32), (70, 7)])
+def test_bucketed_batches_are_a_shuffled_partition_with_the_plain_step_count(n, batch_size):
+    lengths = np.random.default_rng(1).integers(3, 120, size=n)
+    batches = length_bucketed_batches(lengths, batch_size, np.random.default_rng(0))
+    assert len(batches) == math.ceil(n / batch_size)  # same optimiser steps as a plain shuffled loader
+    assert all(len(b) <= batch_size for b in batches)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(n))
+
+
+def test_bucketed_batches_pad_less_than_random_ones_and_depend_on_the_seed():
+    lengths = np.random.default_rng(1).integers(3, 120, size=3200)
+    bucketed = length_bucketed_batches(lengths, 32, np.random.default_rng(0))
+    padded = sum(len(b) * lengths[b].max() for b in bucketed)
+    random = sum(len(b) * lengths[b].max() for b in np.array_split(np.random.default_rng(0).permutation(3200), 100))
+    assert padded < 0.7 * random
+    again = length_bucketed_batches(lengths, 32, np.random.default_rng(0))
+    other = length_bucketed_batches(lengths, 32, np.random.default_rng(1))
+    assert all(np.array_equal(a, b) for a, b in zip(bucketed, again))
+    assert not all(np.array_equal(a, b) for a, b in zip(bucketed, other))
+
+
+def test_token_budget_batches_cover_everything_within_budget():
+    lengths = np.random.default_rng(2).integers(1, 300, size=500)
+    batches = token_budget_batches(lengths, 2048)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(500))
+    assert all(len(b) == 1 or len(b) * lengths[b].max() <= 2048 for b in batches)
+
+
+# ---------------------------------------------------------------- pooling and probing
+
+
+def test_mean_pooling_ignores_padding_and_cls():
+    model, tokenizer = load_classifier("tiny-bert", 2)
+    short = tokenizer(["a short one"], return_tensors="pt")
+    padded = tokenizer(["a short one", "a much longer sentence than the first one, with padding"],
+                       padding=True, return_tensors="pt")
+    alone = sentence_vector(model, short["input_ids"], short["attention_mask"], short["token_type_ids"], "mean")
+    batched = sentence_vector(model, padded["input_ids"], padded["attention_mask"], padded["token_type_ids"], "mean")
+    assert torch.allclose(alone[0], batched[0], atol=1e-5)
+
+
+def _encoded(n: int, seed: int) -> Encoded:
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(4, 12, size=n)
+    ids = rng.integers(1000, 2000, size=lengths.sum()).astype(np.int32)
+    return Encoded(ids, np.zeros(len(ids), np.int8), np.concatenate([[0], np.cumsum(lengths)]),
+                   rng.integers(0, 2, size=n))
+
+
+@pytest.mark.parametrize("name", ["tiny-bert", "tiny-distilbert"])
+def test_linear_probe_trains_only_the_head(name):
+    model, _ = load_classifier(name, 2, seed=0)
+    body_before = {k: v.clone() for k, v in model.base_model.state_dict().items()}
+    head_before = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith(model.base_model_prefix)}
+    data = _encoded(48, 0)
+    outcome = train_and_evaluate(model, data, data, data, TrainSettings(lr=1e-2, epochs=2, batch_size=8, mode="probe"),
+                                 pad_id=0, device=torch.device("cpu"), progress=False)
+    assert len(outcome.epochs) == 2
+    assert all(torch.equal(body_before[k], v) for k, v in model.base_model.state_dict().items())
+    after = model.state_dict()
+    assert any(not torch.equal(head_before[k], after[k]) for k in head_before)
+
+
+# ---------------------------------------------------------------- cells
+
+
+def test_tiny_cell_writes_a_complete_record(dirs):
+    config = CellConfig(model="tiny-bert", dataset="sst2", position="bottom", fraction=0.5, **TINY)
+    record = run_cell(config, **dirs)
+    path = dirs["out_dir"] / f"{config.hash}.json"
+    assert json.loads(path.read_text()) == json.loads(json.dumps(record))
+    assert record["config"] == config.to_dict() and record["config_hash"] == config.hash
+    assert record["status"] in ("ok", "failed_run")
+    assert [e["epoch"] for e in record["epochs"]] == [1, 2]
+    assert all(0 <= e["test_f1_weighted"] <= 100 for e in record["epochs"])
+    assert record["best_test_f1"] == max(e["test_f1_weighted"] for e in record["epochs"])
+    assert record["corrupted_layers"] == [0, 1] and record["level"] == 50.0
+    assert record["data"] == {"n_train": 64, "n_val": 16, "n_test": 32, "notes": []}
+    for key in ("selected_test_f1", "majority_f1", "tokens_per_s", "peak_memory_mb", "wall_s"):
+        assert isinstance(record[key], float) and record[key] > 0
+    assert {"revision", "torch", "transformers", "datasets"} <= set(record["versions"])
+
+
+def test_same_config_and_seed_give_identical_scores(dirs, tmp_path):
+    config = CellConfig(model="tiny-distilbert", dataset="emotion", position="top", fraction=0.25, **TINY)
+    first = run_cell(config, **dirs)
+    second = run_cell(config, **{**dirs, "out_dir": tmp_path / "again"})
+    scores = lambda r: [{k: v for k, v in e.items() if k != "train_seconds"} for e in r["epochs"]]  # noqa: E731
+    assert scores(first) == scores(second)
+    third = run_cell(config.with_(seed=1), **dirs)
+    assert scores(third) != scores(first)
+
+
+def test_an_existing_record_is_never_recomputed(dirs, monkeypatch):
+    config = CellConfig(model="tiny-bert", dataset="sst2", **TINY)
+    record = run_cell(config, **dirs)
+    monkeypatch.setattr("harness.cell.train_and_evaluate", lambda *a, **k: pytest.fail("recomputed a finished cell"))
+    assert run_cell(config, **dirs) == record
+
+
+def test_pair_task_probe_and_mean_pooling_cell(dirs):
+    config = CellConfig(model="tiny-bert", dataset="rte", fraction=1.0, pooling="mean", mode="probe", **TINY)
+    record = run_cell(config, save_features=True, **dirs)
+    assert record["config"]["position"] == "all" and record["n_corrupted"] == 4
+    features = np.load(dirs["out_dir"] / f"{config.hash}.features.npz")
+    assert features["features"].shape == (32, 32) and features["labels"].shape == (32,)
+
+
+def test_a_non_finite_loss_marks_the_run_diverged_and_the_cli_exits_nonzero(dirs, capsys):
+    out = dirs["out_dir"] / "diverged.json"
+    code = main(["cell", "--model", "tiny-bert", "--dataset", "sst2", "--lr", "inf", "--n-train", "64", "--n-test",
+                 "32", "--epochs", "2", "--data-dir", str(DATA), "--cache-dir", str(dirs["cache_dir"]),
+                 "--out", str(out), "--no-progress"])
+    assert code == 3
+    assert "diverged" in capsys.readouterr().err
+    record = json.loads(out.read_text())
+    assert record["status"] == "diverged" and "non-finite loss" in record["divergence"]
+
+
+# ---------------------------------------------------------------- bad input: one message, exit 2, nothing overwritten
+
+BAD_INPUTS = {
+    "unknown model": (["--model", "no-such-model"], "unknown model"),
+    "unknown dataset": (["--dataset", "no_such_data"], "unknown dataset"),
+    "fraction not whole layers": (["--position", "bottom", "--fraction", "0.3"], "not a whole number"),
+    "fraction out of range": (["--position", "bottom", "--fraction", "1.5"], "fraction"),
+    "fraction without position": (["--fraction", "0.5"], "--position"),
+    # data_dir is not part of a cell's identity, so a new seed makes this a cell that has no record yet
+    "missing data folder": (["--data-dir", "/nonexistent/data", "--seed", "7"], "dvc pull"),
+    "empty test split": (["--n-test", "0"], "n_test"),
+    "offline hub model": (["--model", "bert-base-uncased"], "Offline alternatives"),
+}
+
+
+@pytest.mark.parametrize("argv, message", BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
+def test_bad_input_gives_one_clear_error_and_keeps_the_good_result(argv, message, dirs, capsys):
+    out = dirs["out_dir"] / "good.json"
+    base = ["cell", "--model", "tiny-bert", "--dataset", "sst2", "--n-train", "64", "--n-test", "32", "--epochs", "1",
+            "--data-dir", str(DATA), "--cache-dir", str(dirs["cache_dir"]), "--out", str(out), "--no-progress"]
+    assert main(base) == 0
+    good = out.read_bytes()
+    capsys.readouterr()
+    assert main(base + argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+    assert out.read_bytes() == good
+
+
+# ---------------------------------------------------------------- the real pretrained model on real data
+
+
+@pytest.mark.slow
+def test_minilm_smoke_cell_learns_sst2(dirs):
+    config = CellConfig(model="minilm-l6", dataset="sst2", n_train=320, n_test=200, n_val=50, epochs=1, lr=1e-4,
+                        max_length=64)
+    record = run_cell(config, **dirs)
+    assert record["status"] == "ok"
+    assert record["best_test_f1"] > record["majority_f1"] + 15  # a pretrained BERT learns sentiment in 10 steps
