@@ -24,6 +24,7 @@ def write_json_atomic(path: str | Path, payload: dict) -> Path:
         json.dump(payload, handle, indent=1, sort_keys=False, allow_nan=True)
         handle.flush()
         os.fsync(handle.fileno())
+    os.chmod(handle.name, 0o644)  # NamedTemporaryFile creates owner-only files; results are for everyone
     os.replace(handle.name, path)
     return path
 
