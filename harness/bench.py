@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import re
@@ -44,7 +43,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -453,13 +452,14 @@ def run_bench(settings: BenchSettings, *, data_dir: str | Path = "data", out: st
     device = device or default_device()
     if settings.threads:
         torch.set_num_threads(settings.threads)
-    if settings.precision == "fp32":
-        _trainer_classes()  # fail on a missing dependency before any training
+    _trainer_classes()  # fail on a missing dependency before any training
     started, load_before = time.perf_counter(), os.getloadavg()
     runs: list[RunResult] = []
+    sizes: dict[str, dict] = {}
     for name in settings.datasets:
         tokenizer = load_classifier(settings.model, dataset_spec(name).num_labels)[1]
         data = load_bench_data(name, tokenizer, settings, data_dir)
+        sizes[name] = {split: {"rows": len(e), "mean_tokens": float(e.lengths.mean())} for split, e in data.encoded.items()}
         _warm_up(settings, data, device)
         for seed in settings.seeds:
             for runner in RUNNERS:
@@ -476,7 +476,7 @@ def run_bench(settings: BenchSettings, *, data_dir: str | Path = "data", out: st
         "machine": {**machine(), "device": str(device), "load_average_before": load_before,
                     "load_average_after": os.getloadavg()},
         "versions": bench_versions(),
-        "data": {name: {"n_train": settings.n_train, "n_test": settings.n_test} for name in settings.datasets},
+        "data": sizes,
         "runs": [run.as_record() for run in runs],
         "summary": summarise(runs),
         "wall_s": time.perf_counter() - started,
@@ -545,6 +545,7 @@ def summary_frame(results: dict) -> pd.DataFrame:
                 "train s": _pm(s["train_s_mean"], s["train_s_std"], 1),
                 "samples/s": f"{s['samples_per_s_mean']:.1f}", "real tok/s": f"{s['real_tokens_per_s_mean']:.0f}",
                 "padding %": f"{100 * s['padding_share_mean']:.1f}", "peak RSS MiB": f"{s['peak_rss_mb_mean']:.0f}",
+                "ΔRSS MiB": f"{s['rss_delta_mb_mean']:.0f}", "eval s": f"{s['eval_s_mean']:.1f}",
                 "test F1": _pm(s["final_test_f1_mean"], s["final_test_f1_std"], 2),
                 "speedup": f"{entry['speedup']:.2f}x" if runner == "ours" and "speedup" in entry else "",
             })
@@ -572,6 +573,7 @@ def generate_performance_md(bench_json: str | Path | dict, out: str | Path = "do
     results = json.loads(Path(bench_json).read_text()) if not isinstance(bench_json, dict) else bench_json
     settings, m, v, summary = results["settings"], results["machine"], results["versions"], results["summary"]
     load = ", ".join(f"{x:.2f}" for x in m["load_average_before"])
+    steps = "/".join(sorted({str(run["steps"]) for run in results["runs"]}))
     lines = [
         "# Performance: our training loop against transformers' Trainer",
         "",
@@ -586,7 +588,8 @@ def generate_performance_md(bench_json: str | Path | dict, out: str | Path = "do
         f"{summary['eval_real_tokens_per_s']:.0f} real tokens/s.",
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['torch_threads']} torch threads, device `{m['device']}`"
-        + (f", GPU {m['gpu']}" if m.get("gpu") else "") + f"; load average at start {load} "
+        + (f", GPU {m['gpu']}" if m.get("gpu") else "")
+        + "".join(f", {k}={val}" for k, val in m.get("env", {}).items()) + f"; load average at start {load} "
         "(other work on the machine slows both runners and makes the numbers noisy). "
         f"Created {results['created']}; total wall time {results['wall_s']:.0f} s.",
         "",
@@ -595,7 +598,8 @@ def generate_performance_md(bench_json: str | Path | dict, out: str | Path = "do
         f"Cell: `{settings['model']}`, batch size {settings['batch_size']}, lr {settings['lr']:g}, "
         f"{settings['epochs']} epoch(s), max length {settings['max_length']}, precision {settings['precision']}, "
         f"{settings['n_train']:,} training and {settings['n_test']:,} test examples per dataset, seeds "
-        f"{', '.join(map(str, settings['seeds']))}.",
+        f"{', '.join(map(str, settings['seeds']))}. Mean tokens per training example: "
+        + ", ".join(f"{name} {sizes['train']['mean_tokens']:.1f}" for name, sizes in results["data"].items()) + ".",
         "",
         "## Means over seeds",
         "",
@@ -617,6 +621,10 @@ def generate_performance_md(bench_json: str | Path | dict, out: str | Path = "do
         "*padding %*: padded share of the training batches; *peak RSS*: the process's resident-set high-water mark "
         "during the run (reset before each run on Linux); *eval s*: validation and test scoring.",
         "- Speedup = mean Trainer train time / mean our train time.",
+        f"- *test F1*: weighted F1 on the test split after the last epoch ({steps} optimiser steps per run). "
+        "Both runners optimise the same way but draw different batches and dropout masks, so F1 differs run to run; "
+        "after few steps it says little about quality (a model that has not left the majority class scores "
+        "~40 on SST-2): raise `--n-train` (e.g. 2000) to compare F1.",
         "",
     ]
     path = Path(out)
@@ -826,7 +834,9 @@ def format_estimate(table: pd.DataFrame) -> str:
     shown["cells"] = shown["cells"].astype(int)
     for column in [c for c in shown.columns if c.startswith("hours") or c == "pflops"]:
         shown[column] = shown[column].map("{:.2f}".format)
-    return shown.to_string(index=False)
+    return shown.rename(columns={"non_embedding_params_M": "non-emb. params (M)", "train_tokens": "train tokens",
+                                 "eval_tokens": "eval tokens", "pflops": "PFLOP", "hours_here": "hours here",
+                                 "hours_gpu": "hours GPU"}).to_string(index=False)
 
 
 # ---------------------------------------------------------------- command line
