@@ -117,17 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _quiet_transformers() -> None:
-    # One weight-loading bar and load report per cell would drown the grid's own progress bar.
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _quiet_transformers()
+    from harness.models import quiet_transformers
+
+    quiet_transformers()
     try:
         return args.func(args)
     except BadInput as error:

@@ -299,7 +299,10 @@ def is_done(config: CellConfig, out_dir: str | Path, needs_features: bool = Fals
 def _init_worker(threads: int) -> None:
     import torch
 
+    from harness.models import quiet_transformers
+
     torch.set_num_threads(threads)
+    quiet_transformers()  # one load report per cell would break up the grid's progress bar
 
 
 def _run_one(config: CellConfig, options: dict) -> dict:

