@@ -25,17 +25,12 @@ from harness.config import CellConfig
 from harness.corrupt import corrupt, encoder_layers, layers_to_corrupt
 from harness.data import PreparedData, dataset_spec, prepare
 from harness.models import load_classifier
-from harness.results import read_record, versions, write_json_atomic
+from harness.results import features_path, read_record, versions, write_json_atomic
 from harness.train import TrainOutcome, TrainSettings, body_vectors, majority_scores, train_and_evaluate
 
 
 def result_path(config: CellConfig, out_dir: str | Path) -> Path:
     return Path(out_dir) / f"{config.hash}.json"
-
-
-def features_path(record: Path) -> Path:
-    """Where the test-set feature vectors of a cell (for t-SNE) sit beside its record."""
-    return record.with_name(record.name.removesuffix(".json") + ".features.npz")
 
 
 def default_device() -> torch.device:

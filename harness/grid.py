@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from harness import BadInput
 from harness.config import CellConfig
 from harness.corrupt import layers_to_corrupt
-from harness.results import read_record
+from harness.results import features_path, read_record
 
 # Block keys that take a list of values (the grid's axes) ...
 AXES = ("models", "datasets", "positions", "poolings", "modes", "lrs", "seeds")
@@ -293,7 +293,7 @@ def is_done(config: CellConfig, out_dir: str | Path, needs_features: bool = Fals
     record = read_record(path)
     if record is None or record.get("config_hash") != config.hash:
         return False
-    return not needs_features or path.with_name(f"{config.hash}.features.npz").exists()
+    return not needs_features or features_path(path).exists()
 
 
 def _init_worker(threads: int) -> None:

@@ -34,6 +34,7 @@ from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
 from harness import BadInput
 from harness.aggregate import level_curves
 from harness.config import CellConfig
+from harness.results import features_path
 
 SERIES_COLORS = {"bottom": "tab:red", "top": "tab:blue"}
 
@@ -136,11 +137,8 @@ def plot_tsne(panels: Sequence[TsnePanel], path: str | Path, *, title: str = "",
 
 
 def features_file(config: CellConfig, cells_dir: str | Path) -> Path:
-    """Where ``run_cell(..., save_features=True)`` leaves a cell's test-set features.
-
-    The same rule as ``harness.cell.features_path``, restated so drawing needs no torch import.
-    """
-    return Path(cells_dir) / f"{config.hash}.features.npz"
+    """Where ``run_cell(..., save_features=True)`` leaves a cell's test-set features."""
+    return features_path(Path(cells_dir) / f"{config.hash}.json")
 
 
 def choose_tsne_cells(panels: Mapping[str, Sequence[CellConfig]], cells: pd.DataFrame) -> dict[str, CellConfig]:

@@ -29,6 +29,11 @@ def write_json_atomic(path: str | Path, payload: dict) -> Path:
     return path
 
 
+def features_path(record: Path) -> Path:
+    """Where the test-set feature vectors of a cell (for t-SNE) sit beside its record."""
+    return record.with_name(record.name.removesuffix(".json") + ".features.npz")
+
+
 def read_record(path: str | Path) -> dict | None:
     """The record at ``path``, or None if it is missing or unreadable (e.g. from an older crash)."""
     try:
