@@ -79,16 +79,22 @@ class BenchSettings:
     lr: float = 5e-5
     max_length: int = 128
     data_seed: int = 0
-    precision: str = "fp32"
+    precision: str = "fp32"  # ours: "bf16" autocasts the forward pass (harness.train)
+    trainer_precision: str | None = None  # Trainer's (its bf16=True); None: the same as ours
     threads: int | None = None  # torch CPU threads; None: torch's choice
+
+    @property
+    def trainer_precision_used(self) -> str:
+        return self.trainer_precision or self.precision
 
     def __post_init__(self) -> None:
         if not self.datasets or not self.seeds:
             raise BadInput("bench needs at least one dataset and one seed")
         for name in self.datasets:
             dataset_spec(name)  # BadInput naming the known datasets
-        if self.precision not in ("fp32", "bf16"):
-            raise BadInput(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        for precision in (self.precision, self.trainer_precision_used):
+            if precision not in ("fp32", "bf16"):
+                raise BadInput(f"precision must be 'fp32' or 'bf16', got {precision!r}")
         if self.n_train < 1 or self.n_test < 1 or self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise BadInput("n_train, n_test, epochs and batch_size must be >= 1 and lr > 0")
         if self.threads is not None and self.threads < 1:
@@ -103,6 +109,8 @@ class BenchSettings:
         parts += [f"--epochs {self.epochs}", f"--seeds {' '.join(map(str, self.seeds))}",
                   f"--batch-size {self.batch_size}", f"--lr {self.lr:g}", f"--max-length {self.max_length}",
                   f"--data-seed {self.data_seed}", f"--precision {self.precision}"]
+        if self.trainer_precision is not None:
+            parts.append(f"--trainer-precision {self.trainer_precision}")
         if self.threads is not None:
             parts.append(f"--threads {self.threads}")
         return " ".join(parts + [f"--out {out}"])
@@ -320,7 +328,7 @@ def run_trainer(model, tokenizer, data: BenchData, settings: BenchSettings, seed
             output_dir=output_dir, per_device_train_batch_size=settings.batch_size,
             per_device_eval_batch_size=settings.batch_size, learning_rate=settings.lr,
             num_train_epochs=settings.epochs, eval_strategy="epoch", save_strategy="no", report_to=[], seed=seed,
-            use_cpu=device.type == "cpu", bf16=settings.precision == "bf16", disable_tqdm=True,
+            use_cpu=device.type == "cpu", bf16=settings.trainer_precision_used == "bf16", disable_tqdm=True,
         )
         trainer = Trainer(model=model, args=args, data_collator=collator, train_dataset=train,
                           eval_dataset={"validation": validation, "test": test}, processing_class=tokenizer,
@@ -568,9 +576,36 @@ def final_line(results: dict) -> str:
     return f"speedup_vs_trainer={summary['speedup_vs_trainer']:.2f} real_tokens_per_s={summary['real_tokens_per_s']:.0f}"
 
 
-def generate_performance_md(bench_json: str | Path | dict, out: str | Path = "docs/PERFORMANCE.md") -> Path:
-    """Render a bench JSON as ``docs/PERFORMANCE.md``: the command, the machine, and the tables."""
-    results = json.loads(Path(bench_json).read_text()) if not isinstance(bench_json, dict) else bench_json
+def _load(bench_json: str | Path | dict) -> dict:
+    return json.loads(Path(bench_json).read_text()) if not isinstance(bench_json, dict) else bench_json
+
+
+def _other_run_section(results: dict) -> list[str]:
+    """A further bench run (e.g. another precision) as a short section: its command, headline, means."""
+    settings, summary = results["settings"], results["summary"]
+    load = ", ".join(f"{x:.2f}" for x in results["machine"]["load_average_before"])
+    return [
+        f"### Ours {settings['precision']} against Trainer {settings.get('trainer_precision') or settings['precision']}",
+        "",
+        "```bash",
+        results["command"],
+        "```",
+        "",
+        f"`{final_line(results)}`; Trainer {summary['trainer_real_tokens_per_s']:.0f} real tokens/s; "
+        f"load average at start {load}; created {results['created']}.",
+        "",
+        summary_frame(results).to_markdown(index=False),
+        "",
+    ]
+
+
+def generate_performance_md(bench_json: str | Path | dict, out: str | Path = "docs/PERFORMANCE.md",
+                            others: Sequence[str | Path | dict] = ()) -> Path:
+    """Render a bench JSON as ``docs/PERFORMANCE.md``: the command, the machine, and the tables.
+
+    ``others``: further bench JSONs (other precisions or sizes), each rendered as a short section.
+    """
+    results = _load(bench_json)
     settings, m, v, summary = results["settings"], results["machine"], results["versions"], results["summary"]
     load = ", ".join(f"{x:.2f}" for x in m["load_average_before"])
     steps = "/".join(sorted({str(run["steps"]) for run in results["runs"]}))
@@ -596,7 +631,8 @@ def generate_performance_md(bench_json: str | Path | dict, out: str | Path = "do
         "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".",
         "",
         f"Cell: `{settings['model']}`, batch size {settings['batch_size']}, lr {settings['lr']:g}, "
-        f"{settings['epochs']} epoch(s), max length {settings['max_length']}, precision {settings['precision']}, "
+        f"{settings['epochs']} epoch(s), max length {settings['max_length']}, precision: ours {settings['precision']}, "
+        f"Trainer {settings.get('trainer_precision') or settings['precision']}, "
         f"{settings['n_train']:,} training and {settings['n_test']:,} test examples per dataset, seeds "
         f"{', '.join(map(str, settings['seeds']))}. Mean tokens per training example: "
         + ", ".join(f"{name} {sizes['train']['mean_tokens']:.1f}" for name, sizes in results["data"].items()) + ".",
@@ -605,6 +641,8 @@ def generate_performance_md(bench_json: str | Path | dict, out: str | Path = "do
         "",
         summary_frame(results).to_markdown(index=False),
         "",
+        *(["## Other settings, same benchmark", ""] + [line for other in others for line in _other_run_section(_load(other))]
+          if others else []),
         "## Every run (in the order run: Trainer and ours alternate)",
         "",
         runs_frame(results).to_markdown(index=False),
@@ -613,7 +651,8 @@ def generate_performance_md(bench_json: str | Path | dict, out: str | Path = "do
         "",
         "- **Trainer**: `Trainer` + `DataCollatorWithPadding` on a `datasets.Dataset` tokenised with `.map` "
         "(not timed), `eval_strategy=\"epoch\"` on validation and test, weighted F1 from `compute_metrics`.",
-        "- **Ours**: `harness.train.train_and_evaluate` (length-bucketed batches, pre-tokenised arrays, fused AdamW) "
+        "- **Ours**: `harness.train.train_and_evaluate` (length-bucketed batches, pre-tokenised arrays, fused AdamW, "
+        "exact touched-rows Adam for the word-embedding table) "
         "on the same train/validation/test rows from `harness.data.make_splits`.",
         "- Both start from the same weights (`load_classifier(model, n, seed=seed)`), and every pair is checked to take "
         "the same number of optimiser steps on the same number of real tokens.",
@@ -858,12 +897,17 @@ def add_cli(subparsers) -> None:
     p.add_argument("--lr", type=float, default=defaults.lr)
     p.add_argument("--max-length", type=int, default=defaults.max_length)
     p.add_argument("--data-seed", type=int, default=defaults.data_seed)
-    p.add_argument("--precision", default=defaults.precision, choices=["fp32", "bf16"])
+    p.add_argument("--precision", default=defaults.precision, choices=["fp32", "bf16"],
+                   help="our loop's precision: bf16 autocasts the forward pass (default: %(default)s)")
+    p.add_argument("--trainer-precision", default=None, choices=["fp32", "bf16"],
+                   help="the Trainer's precision (its bf16=True); default: the same as --precision")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--data-dir", default="data")
     p.add_argument("--out", default="results/bench.json", help="JSON of every number (default: %(default)s)")
     p.add_argument("--doc", default=None, help="also write this markdown report (e.g. docs/PERFORMANCE.md)")
     p.add_argument("--doc-only", action="store_true", help="only render --doc from an existing --out JSON")
+    p.add_argument("--doc-others", nargs="*", default=[], metavar="JSON",
+                   help="further bench JSONs (e.g. another --precision) to render as sections of --doc")
     p.set_defaults(func=bench_cli)
 
     e = subparsers.add_parser("estimate", help="predict the wall time of a profile from measured speed",
@@ -884,16 +928,16 @@ def bench_cli(args: argparse.Namespace) -> int:
     if args.doc_only:
         if not args.doc:
             raise BadInput("--doc-only needs --doc PATH")
-        print(generate_performance_md(args.out, args.doc))
+        print(generate_performance_md(args.out, args.doc, args.doc_others))
         return 0
     settings = BenchSettings(model=args.model, datasets=tuple(args.datasets), n_train=args.n_train, n_test=args.n_test,
                              n_val=args.n_val, epochs=args.epochs, seeds=tuple(args.seeds), batch_size=args.batch_size,
                              lr=args.lr, max_length=args.max_length, data_seed=args.data_seed,
-                             precision=args.precision, threads=args.threads)
+                             precision=args.precision, trainer_precision=args.trainer_precision, threads=args.threads)
     results = run_bench(settings, data_dir=args.data_dir, out=args.out,
                         log=lambda line: print(line, file=sys.stderr, flush=True))
     if args.doc:
-        generate_performance_md(results, args.doc)
+        generate_performance_md(results, args.doc, args.doc_others)
     print(format_tables(results))
     print(f"\n(written to {args.out}; load average {results['machine']['load_average_before'][0]:.2f} at start: "
           "other work on the machine makes these numbers noisy)")

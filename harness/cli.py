@@ -130,3 +130,6 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `grid --list | head`: the reader left; stop quietly, as coreutils do
+        sys.stderr.close()
+        return 0

@@ -163,6 +163,9 @@ def test_bench_cli_renders_the_doc_from_an_existing_json(tiny_results, tmp_path,
     _, out = tiny_results
     assert cli_main(["bench", "--out", str(out), "--doc", str(tmp_path / "P.md"), "--doc-only"]) == 0
     assert (tmp_path / "P.md").read_text().startswith("# Performance")
+    assert cli_main(["bench", "--out", str(out), "--doc", str(tmp_path / "Q.md"), "--doc-only",
+                     "--doc-others", str(out)]) == 0
+    assert "## Other settings, same benchmark" in (tmp_path / "Q.md").read_text()
     assert cli_main(["bench", "--out", str(out), "--doc-only"]) == 2
     assert "--doc-only needs --doc" in capsys.readouterr().err
 
@@ -174,6 +177,16 @@ def test_bench_settings_refuse_bad_input():
         hb.BenchSettings(seeds=())
     with pytest.raises(BadInput, match="precision"):
         hb.BenchSettings(precision="fp16")
+    with pytest.raises(BadInput, match="precision"):
+        hb.BenchSettings(trainer_precision="fp16")
+
+
+def test_bench_settings_precision_per_runner_and_in_the_command():
+    same = hb.BenchSettings(precision="bf16")
+    assert same.trainer_precision_used == "bf16" and "--trainer-precision" not in same.command("x.json")
+    mixed = hb.BenchSettings(precision="bf16", trainer_precision="fp32")
+    assert mixed.trainer_precision_used == "fp32"
+    assert "--precision bf16 --trainer-precision fp32" in mixed.command("x.json")
 
 
 # ---------------------------------------------------------------- the GPU path, on the CPU

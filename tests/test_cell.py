@@ -115,8 +115,10 @@ def test_tiny_cell_writes_a_complete_record(dirs):
     assert {"revision", "torch", "transformers", "datasets"} <= set(record["versions"])
 
 
-def test_same_config_and_seed_give_identical_scores(dirs, tmp_path):
-    config = CellConfig(model="tiny-distilbert", dataset="emotion", position="top", fraction=0.25, **TINY)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_same_config_and_seed_give_identical_scores(precision, dirs, tmp_path):
+    config = CellConfig(model="tiny-distilbert", dataset="emotion", position="top", fraction=0.25, precision=precision,
+                        **TINY)
     first = run_cell(config, **dirs)
     second = run_cell(config, **{**dirs, "out_dir": tmp_path / "again"})
     scores = lambda r: [{k: v for k, v in e.items() if k != "train_seconds"} for e in r["epochs"]]  # noqa: E731
