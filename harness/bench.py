@@ -637,6 +637,10 @@ def generate_performance_md(bench_json: str | Path | dict, out: str | Path = "do
         f"{', '.join(map(str, settings['seeds']))}. Mean tokens per training example: "
         + ", ".join(f"{name} {sizes['train']['mean_tokens']:.1f}" for name, sizes in results["data"].items()) + ".",
         "",
+        *([f"The runners differ in precision here (ours {settings['precision']}, Trainer "
+           f"{settings['trainer_precision']}): the speedup includes what {settings['precision']} buys; F1 shows whether "
+           "it changed the result. Same-precision runs, where given, are under *Other settings*.", ""]
+          if settings.get("trainer_precision") not in (None, settings["precision"]) else []),
         "## Means over seeds",
         "",
         summary_frame(results).to_markdown(index=False),
@@ -734,7 +738,8 @@ def rates_from_bench(path: str | Path) -> Rates:
     results = json.loads(Path(path).read_text())
     summary = results["summary"]
     return Rates(model=results["settings"]["model"], train_tokens_per_s=summary["real_tokens_per_s"],
-                 eval_tokens_per_s=summary["eval_real_tokens_per_s"], source=f"{path} ({results['created']})")
+                 eval_tokens_per_s=summary["eval_real_tokens_per_s"],
+                 source=f"{path} ({results['settings']['precision']}, {results['created']})")
 
 
 def calibrate(data_dir: str | Path = "data", model: str = "minilm-l6", n_train: int = 512) -> Rates:
