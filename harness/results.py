@@ -42,13 +42,18 @@ def read_record(path: str | Path) -> dict | None:
         return None
 
 
+# What "the code" is: a pipeline run rewrites dvc.lock, results/ and REPORT.md as it goes, which
+# must not mark the code that produced the results as modified.
+CODE_PATHS = ("harness", "pyproject.toml")
+
+
 @cache
-def code_revision() -> str:
-    """git commit of the harness checkout, with ``+dirty`` when it has uncommitted changes."""
-    root = Path(harness.__file__).resolve().parent.parent
+def code_revision(root: Path | None = None) -> str:
+    """git commit of the harness checkout, with ``+dirty`` when its code has uncommitted changes."""
+    root = root or Path(harness.__file__).resolve().parent.parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS], cwd=root,
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"

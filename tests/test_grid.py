@@ -204,3 +204,23 @@ def test_list_cli_lists_every_cell_once(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 8 and len({line.split("\t")[0] for line in lines}) == 8
     assert all(line.split("\t")[1] == "todo" for line in lines)
+
+
+def test_code_revision_marks_code_changes_but_not_pipeline_outputs(tmp_path):
+    import subprocess
+
+    from harness.results import code_revision
+
+    git = lambda *args: subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],  # noqa: E731
+                                       cwd=tmp_path, check=True, capture_output=True)
+    (tmp_path / "harness").mkdir()
+    (tmp_path / "harness" / "train.py").write_text("x = 1\n")
+    (tmp_path / "dvc.lock").write_text("a\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "init")
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    (tmp_path / "dvc.lock").write_text("b\n")  # what `dvc repro` does while it runs
+    assert code_revision.__wrapped__(tmp_path) == commit
+    (tmp_path / "harness" / "train.py").write_text("x = 2\n")
+    assert code_revision.__wrapped__(tmp_path) == commit + "+dirty"
