@@ -580,12 +580,17 @@ def _load(bench_json: str | Path | dict) -> dict:
     return json.loads(Path(bench_json).read_text()) if not isinstance(bench_json, dict) else bench_json
 
 
+def _trainer_precision(settings: dict) -> str:
+    """The Trainer's precision in a bench JSON's settings (absent or null: the same as ours)."""
+    return settings.get("trainer_precision") or settings["precision"]
+
+
 def _other_run_section(results: dict) -> list[str]:
     """A further bench run (e.g. another precision) as a short section: its command, headline, means."""
     settings, summary = results["settings"], results["summary"]
     load = ", ".join(f"{x:.2f}" for x in results["machine"]["load_average_before"])
     return [
-        f"### Ours {settings['precision']} against Trainer {settings.get('trainer_precision') or settings['precision']}",
+        f"### Ours {settings['precision']} against Trainer {_trainer_precision(settings)}",
         "",
         "```bash",
         results["command"],
@@ -632,15 +637,15 @@ def generate_performance_md(bench_json: str | Path | dict, out: str | Path = "do
         "",
         f"Cell: `{settings['model']}`, batch size {settings['batch_size']}, lr {settings['lr']:g}, "
         f"{settings['epochs']} epoch(s), max length {settings['max_length']}, precision: ours {settings['precision']}, "
-        f"Trainer {settings.get('trainer_precision') or settings['precision']}, "
+        f"Trainer {_trainer_precision(settings)}, "
         f"{settings['n_train']:,} training and {settings['n_test']:,} test examples per dataset, seeds "
         f"{', '.join(map(str, settings['seeds']))}. Mean tokens per training example: "
         + ", ".join(f"{name} {sizes['train']['mean_tokens']:.1f}" for name, sizes in results["data"].items()) + ".",
         "",
         *([f"The runners differ in precision here (ours {settings['precision']}, Trainer "
-           f"{settings['trainer_precision']}): the speedup includes what {settings['precision']} buys; F1 shows whether "
+           f"{_trainer_precision(settings)}): the speedup includes what {settings['precision']} buys; F1 shows whether "
            "it changed the result. Same-precision runs, where given, are under *Other settings*.", ""]
-          if settings.get("trainer_precision") not in (None, settings["precision"]) else []),
+          if _trainer_precision(settings) != settings["precision"] else []),
         "## Means over seeds",
         "",
         summary_frame(results).to_markdown(index=False),
@@ -735,7 +740,7 @@ def non_embedding_parameters(name: str) -> int:
 
 
 def rates_from_bench(path: str | Path) -> Rates:
-    results = json.loads(Path(path).read_text())
+    results = _load(path)
     summary = results["summary"]
     return Rates(model=results["settings"]["model"], train_tokens_per_s=summary["real_tokens_per_s"],
                  eval_tokens_per_s=summary["eval_real_tokens_per_s"],
