@@ -4,10 +4,14 @@
     pytest claims/ --results PATH --metric selected
     pytest claims/ --source paper                  # claims/paper_tables.csv, the transcribed Tables 2-5
     pytest claims/ --verdicts-out verdicts.json    # the verdicts for the report
+    pytest claims/ -k no_complete_recovery         # one claim's verdict
 
-Every comparison of a claim is one parametrised case; it fails only when CONTRADICTED.
-INCONCLUSIVE cases pass, are counted in the summary line of their claim and listed with ``-v``.
-The verdict logic and its tolerances live in ``harness/claims.py`` (``DecisionRule``).
+The exit code is the verdict: each claim module has one headline test (``test_<claim>_verdict``) that
+passes only when the claim is SUPPORTED (its weakest stratum, ``harness.decision``), so the run exits 0
+only when every claim is SUPPORTED. Every comparison is a case of ``test_<claim>``: CONTRADICTED ones
+fail, INCONCLUSIVE ones are skipped with their reason and minimum detectable difference (never a
+silent pass), SUPPORTED ones pass. The run ends with the claim x stratum table and one line per claim:
+``claim-name: VERDICT (supported S / contradicted C / inconclusive I)``.
 """
 
 from __future__ import annotations
@@ -16,11 +20,14 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from harness import BadInput
-from harness.claims import (Comparison, Finding, Verdict, aggregate, evaluate_claims, integrity_findings,
+from harness.claims import (ClaimVerdict, Comparison, Finding, aggregate, evaluate_claims, integrity_findings,
                             load_source, verdicts_document)
+from harness.convergence import diagnose, under_trained_slices
+from harness.decision import Verdict
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -37,21 +44,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @dataclass
 class ClaimSession:
-    """What one run knows: the source, all its comparisons, and those whose test ran."""
+    """What one run knows: the source, every comparison, the verdicts, and what ran."""
 
     source: str
     path: str
     metric: str
     comparisons: list[Comparison]
+    verdicts: dict[str, ClaimVerdict]
     findings: list[Finding]
     notes: list[str]
-    ran: list[Comparison] = field(default_factory=list)
+    convergence: list[dict]
+    ran: set[str] = field(default_factory=set)  # claims whose tests ran
 
     def cases(self, claim: str) -> list[Comparison]:
         return [c for c in self.comparisons if c.claim == claim]
 
 
 STATE = pytest.StashKey[ClaimSession]()
+
+
+def _convergence(source: str, path: str) -> pd.DataFrame:
+    """The convergence diagnostic of our grid (the paper's tables carry no training curves)."""
+    if source != "results":
+        return diagnose(pd.DataFrame())
+    return diagnose(pd.read_csv(path))
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -61,30 +77,58 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     path = config.getoption("results") if source == "results" else None
     try:
         frame = load_source(source, path, metric)
+        diagnosis = _convergence(source, frame.attrs["path"])
     except BadInput as error:
         raise pytest.UsageError(str(error)) from None
-    config.stash[STATE] = ClaimSession(source, frame.attrs["path"], metric, evaluate_claims(frame, source),
-                                       integrity_findings(frame), list(frame.attrs["notes"]))
+    comparisons = evaluate_claims(frame, source, under_trained=under_trained_slices(diagnosis))
+    notes = list(frame.attrs["notes"])
+    if source == "results" and diagnosis.empty:
+        notes.append("no training curves in the results file: the convergence diagnostic could not run")
+    config.stash[STATE] = ClaimSession(source, frame.attrs["path"], metric, comparisons, aggregate(comparisons),
+                                       integrity_findings(frame), notes, diagnosis.to_dict("records"))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Each test module names its claim (``CLAIM``); its test runs once per comparison."""
+    """Each test module names its claim (``CLAIM``); its comparison test runs once per comparison."""
     if "comparison" in metafunc.fixturenames:
         cases = metafunc.config.stash[STATE].cases(metafunc.module.CLAIM)
         metafunc.parametrize("comparison", cases, ids=[c.id for c in cases])
 
 
 @pytest.fixture
-def record_verdict(request: pytest.FixtureRequest, record_property):
-    """Record a comparison's verdict (user_properties for junit-xml; the session for the summary)."""
+def judge_comparison(request: pytest.FixtureRequest, record_property):
+    """Pass SUPPORTED, fail CONTRADICTED, skip INCONCLUSIVE with its reason (never a silent pass)."""
 
-    def record(comparison: Comparison) -> None:
+    def judge(comparison: Comparison) -> None:
         record_property("claim", comparison.claim)
+        record_property("stratum", comparison.stratum)
         record_property("verdict", str(comparison.verdict))
         record_property("detail", comparison.detail)
-        request.config.stash[STATE].ran.append(comparison)
+        request.config.stash[STATE].ran.add(comparison.claim)
+        provisional = " [PROVISIONAL: under-trained slice]" if comparison.provisional else ""
+        if comparison.verdict is Verdict.CONTRADICTED:
+            pytest.fail(f"CONTRADICTED{provisional}: {comparison.detail}", pytrace=False)
+        if comparison.verdict is Verdict.INCONCLUSIVE:
+            pytest.skip(f"INCONCLUSIVE{provisional} [{comparison.stratum}] {comparison.id}: {comparison.detail}")
 
-    return record
+    return judge
+
+
+@pytest.fixture
+def judge_claim(request: pytest.FixtureRequest, record_property):
+    """The headline test: passes only when the claim (its weakest stratum) is SUPPORTED."""
+
+    def judge(claim: str) -> None:
+        state = request.config.stash[STATE]
+        state.ran.add(claim)
+        verdict = state.verdicts[claim]
+        record_property("verdict", str(verdict.verdict))
+        record_property("provisional", verdict.provisional)
+        if verdict.verdict is not Verdict.SUPPORTED:
+            pytest.fail(f"{verdict.line()}: {verdict.detail}"
+                        + (f"; {verdict.provisional_detail}" if verdict.provisional else ""), pytrace=False)
+
+    return judge
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -92,8 +136,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     out = session.config.getoption("verdicts_out")
     if state is None or not out:
         return
-    document = verdicts_document(state.ran, source=state.source, path=state.path, metric=state.metric,
-                                 findings=state.findings, notes=state.notes)
+    document = verdicts_document(state.comparisons, source=state.source, path=state.path, metric=state.metric,
+                                 findings=state.findings, notes=state.notes, convergence=state.convergence)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(document, indent=1, default=str) + "\n")
 
@@ -105,14 +149,17 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     write = terminalreporter.write_line
     terminalreporter.section(f"claim verdicts ({state.source}: {state.path}"
                              + (f", metric {state.metric}" if state.source == "results" else "") + ")")
-    inconclusive = [c for c in state.ran if c.verdict is Verdict.INCONCLUSIVE]
-    if inconclusive and config.getoption("verbose") > 0:
-        write("INCONCLUSIVE (within the noise: passed, not counted as support):")
-        for c in inconclusive:
-            write(f"  {c.claim} {c.id}: {c.detail}")
-    elif inconclusive:
-        write(f"{len(inconclusive)} INCONCLUSIVE comparisons passed without counting as support "
-              "(-v lists them; --verdicts-out saves them)")
+    shown = [v for claim, v in state.verdicts.items() if claim in state.ran]
+    for verdict in shown:
+        write(f"{verdict.claim} — headline = weakest stratum ({verdict.detail})")
+        for stratum in verdict.strata:
+            write(f"    {stratum.name:<28} {stratum.verdict:<13} supported {stratum.supported} / contradicted "
+                  f"{stratum.contradicted} / inconclusive {stratum.inconclusive}")
+        if verdict.provisional:
+            write(f"    {verdict.provisional_detail}")
+    under = [row for row in state.convergence if row.get("under_trained")]
+    for row in under:
+        write(f"under-trained slice {row['model']}/{row['dataset']} {row['pooling']}-{row['mode']}: {row['reason']}")
     if state.findings:
         write("data integrity (suspected transcription or copy errors, or degenerate runs):")
         for finding in state.findings:
@@ -121,6 +168,5 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         write(f"note: {note}")
     if config.getoption("verdicts_out"):
         write(f"verdicts written to {config.getoption('verdicts_out')}")
-    for verdict in aggregate(state.ran).values():
+    for verdict in shown:
         write(verdict.line(), bold=True)
-

@@ -1,15 +1,14 @@
 """Finding 3 (Section 4.2): "when the degree of corruption remains unchanged, the impact of
-bottom-layer corruption is greater than top-layer corruption": at each level, bottom scores no
-higher than top. One case per level; fails only if CONTRADICTED (bottom beats top beyond the noise)."""
+bottom-layer corruption is greater than top-layer corruption": at each level, bottom scores below top.
 
-import pytest
-
-from harness.claims import Verdict
+Strata: the levels. A level is CONTRADICTED when bottom scores significantly above top."""
 
 CLAIM = "bottom-worse-than-top"
 
 
-def test_bottom_worse_than_top(comparison, record_verdict):
-    record_verdict(comparison)
-    if comparison.verdict is Verdict.CONTRADICTED:
-        pytest.fail(f"CONTRADICTED: {comparison.detail}", pytrace=False)
+def test_bottom_worse_than_top_verdict(judge_claim):
+    judge_claim(CLAIM)
+
+
+def test_bottom_worse_than_top(comparison, judge_comparison):
+    judge_comparison(comparison)

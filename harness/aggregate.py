@@ -4,7 +4,8 @@
   ``results/cells/`` are left out: only the profile's own config hashes are read).
 * ``results/summary.csv`` and the DVC metrics ``results/summary.json``: for every slice (model,
   dataset, pooling, mode) and corruption setting, the mean and standard deviation over seeds at two
-  learning-rate choices:
+  learning-rate choices, both made by ``choose_lr``, the one selection rule that tables, plots,
+  verdicts and REPORT.md share (the lr is chosen once per setting over its seeds, so seeds stay paired):
     - ``best_*``: the paper's protocol (Section 4): per run the best epoch's test F1, and the lr
       whose seed-mean of it is highest ("we employ different learning rates ... and choose the best");
     - ``selected_*``: the held-out protocol: per run the test F1 at the epoch of best validation F1,
@@ -23,6 +24,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from dataclasses import dataclass
+
 import pandas as pd
 
 from harness import BadInput
@@ -33,6 +36,8 @@ CELL_COLUMNS = [
     "config_hash", "model", "dataset", "position", "level", "n_corrupted", "n_layers", "fraction", "pooling", "mode",
     "lr", "epochs", "seed", "data_seed", "n_train", "n_test", "status", "best_test_f1", "best_epoch",
     "selected_test_f1", "selected_val_f1", "selected_epoch", "majority_f1", "final_test_f1", "tokens_per_s", "wall_s",
+    # what the convergence diagnostic reads (harness.convergence): the validation curve's end
+    "n_epochs_run", "last_val_f1", "best_earlier_val_f1", "precision", "hardware",
 ]
 SLICE = ["model", "dataset", "pooling", "mode"]
 SETTING = ["position", "level", "n_corrupted", "n_layers"]
@@ -50,6 +55,10 @@ def cell_row(record: dict) -> dict:
                                              "selected_epoch", "majority_f1", "final_test_f1", "tokens_per_s",
                                              "wall_s")})
     row.update(n_train=record["data"]["n_train"], n_test=record["data"]["n_test"])
+    val = [epoch["val_f1_weighted"] for epoch in record.get("epochs", [])]
+    row.update(n_epochs_run=len(val), last_val_f1=val[-1] if val else math.nan,
+               best_earlier_val_f1=max(val[:-1]) if len(val) > 1 else math.nan,
+               precision=config.get("precision", "fp32"), hardware=record.get("hardware", {}).get("summary", ""))
     return row
 
 
@@ -70,10 +79,27 @@ def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(_order=order).sort_values(SLICE + ["_order", "level"], kind="stable").drop(columns="_order")
 
 
-def _best_lr(per_lr: pd.DataFrame, keys: list[str], by: str) -> pd.DataFrame:
-    """The row of each group whose ``by`` is highest (ties: the smallest lr; all-NaN groups keep one row)."""
-    ranked = per_lr.sort_values(["lr"]).sort_values(by, ascending=False, na_position="last", kind="stable")
-    return ranked.drop_duplicates(keys)
+@dataclass(frozen=True)
+class Selection:
+    """What a protocol reports (``score``) and what chooses its lr (``chooser``)."""
+
+    score: str
+    chooser: str
+
+
+SELECTION = {"best": Selection("best_test_f1", "best_test_f1"),  # the paper's: best epoch, on test
+             "selected": Selection("selected_test_f1", "selected_val_f1")}  # held out: validation chooses
+
+
+def choose_lr(cells: pd.DataFrame, metric: str = "best") -> pd.DataFrame:
+    """The rows of ``cells`` at the one lr chosen per slice and setting: the highest seed mean of the
+    protocol's chooser (ties: the smallest lr; NaN scores, i.e. diverged runs, are left out of the mean)."""
+    chooser = SELECTION[metric].chooser
+    keys = SLICE + ["position", "level"]
+    means = cells.groupby(keys + ["lr"], as_index=False)[chooser].mean()
+    ranked = means.sort_values("lr").sort_values(chooser, ascending=False, na_position="last", kind="stable")
+    chosen = pd.MultiIndex.from_frame(ranked.drop_duplicates(keys)[keys + ["lr"]])
+    return cells[pd.MultiIndex.from_frame(cells[keys + ["lr"]]).isin(chosen)]
 
 
 def summarise(cells: pd.DataFrame) -> pd.DataFrame:
@@ -83,19 +109,15 @@ def summarise(cells: pd.DataFrame) -> pd.DataFrame:
     if not repeated.empty:
         raise BadInput(f"cells {sorted(repeated.config_hash)} share model, dataset, pooling, mode, setting, lr and "
                        "seed but differ elsewhere (epochs, sizes, ...); split them into separate profiles")
-    per_lr = cells.groupby(keys + ["lr"], as_index=False).agg(
-        n_seeds=("seed", "size"),
-        best_f1_mean=("best_test_f1", "mean"), best_f1_std=("best_test_f1", "std"),
-        selected_f1_mean=("selected_test_f1", "mean"), selected_f1_std=("selected_test_f1", "std"),
-        selected_val_f1_mean=("selected_val_f1", "mean"),
-        majority_f1=("majority_f1", "mean"),
-    )
-    paper = _best_lr(per_lr, keys, "best_f1_mean")[keys + ["lr", "n_seeds", "best_f1_mean", "best_f1_std",
-                                                           "majority_f1"]].rename(columns={"lr": "best_lr"})
-    held_out = _best_lr(per_lr, keys, "selected_val_f1_mean")[keys + ["lr", "selected_f1_mean", "selected_f1_std"]]
+    paper = choose_lr(cells, "best").groupby(keys, as_index=False).agg(
+        best_lr=("lr", "first"), n_seeds=("seed", "size"), best_f1_mean=("best_test_f1", "mean"),
+        best_f1_std=("best_test_f1", "std"), majority_f1=("majority_f1", "mean"))
+    held_out = choose_lr(cells, "selected").groupby(keys, as_index=False).agg(
+        selected_lr=("lr", "first"), selected_f1_mean=("selected_test_f1", "mean"),
+        selected_f1_std=("selected_test_f1", "std"))
     counts = (cells.groupby(keys)["status"].value_counts().unstack(fill_value=0)
               .reindex(columns=STATUSES, fill_value=0).add_prefix("n_").reset_index())
-    summary = paper.merge(held_out.rename(columns={"lr": "selected_lr"}), on=keys).merge(counts, on=keys)
+    summary = paper.merge(held_out, on=keys).merge(counts, on=keys)
     return _ordered(summary).reset_index(drop=True)
 
 

@@ -55,6 +55,7 @@ import torch
 from harness import BadInput
 from harness.data import DatasetSpec, Encoded, dataset_spec, encode, make_splits
 from harness.models import load_classifier
+from harness.precision import resolve_precision
 from harness.train import TrainSettings, length_bucketed_batches, train_and_evaluate
 
 RUNNERS = ("trainer", "ours")
@@ -409,7 +410,11 @@ def machine() -> dict:
     except OSError:
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    from harness.precision import detect_hardware
+
+    hardware = detect_hardware()
     return {"cpu": cpu, "cores": cores, "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
+            "hardware": hardware.describe(), "capability": hardware.capability, "native_bf16": hardware.native_bf16,
             "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
             # OpenMP's settings decide how threads behave when other processes share the cores
             "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS")
@@ -907,8 +912,9 @@ def add_cli(subparsers) -> None:
     p.add_argument("--lr", type=float, default=defaults.lr)
     p.add_argument("--max-length", type=int, default=defaults.max_length)
     p.add_argument("--data-seed", type=int, default=defaults.data_seed)
-    p.add_argument("--precision", default=defaults.precision, choices=["fp32", "bf16"],
-                   help="our loop's precision: bf16 autocasts the forward pass (default: %(default)s)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="our loop's precision: bf16 autocasts the forward pass; auto (default): bf16 where the "
+                        "hardware computes it natively, else fp32")
     p.add_argument("--trainer-precision", default=None, choices=["fp32", "bf16"],
                    help="the Trainer's precision (its bf16=True); default: the same as --precision")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -943,7 +949,8 @@ def bench_cli(args: argparse.Namespace) -> int:
     settings = BenchSettings(model=args.model, datasets=tuple(args.datasets), n_train=args.n_train, n_test=args.n_test,
                              n_val=args.n_val, epochs=args.epochs, seeds=tuple(args.seeds), batch_size=args.batch_size,
                              lr=args.lr, max_length=args.max_length, data_seed=args.data_seed,
-                             precision=args.precision, trainer_precision=args.trainer_precision, threads=args.threads)
+                             precision=resolve_precision(args.precision), trainer_precision=args.trainer_precision,
+                             threads=args.threads)
     results = run_bench(settings, data_dir=args.data_dir, out=args.out,
                         log=lambda line: print(line, file=sys.stderr, flush=True))
     if args.doc:
@@ -951,6 +958,9 @@ def bench_cli(args: argparse.Namespace) -> int:
     print(format_tables(results))
     print(f"\n(written to {args.out}; load average {results['machine']['load_average_before'][0]:.2f} at start: "
           "other work on the machine makes these numbers noisy)")
+    print(f"hardware: {results['machine']['hardware']}; precision: ours {settings.precision}, "
+          f"Trainer {settings.trainer_precision_used}" + (" (same on both sides)" if settings.trainer_precision_used
+                                                           == settings.precision else " (cross-precision pairing)"))
     print(final_line(results))
     return 0
 
@@ -969,6 +979,10 @@ def estimate_cli(args: argparse.Namespace) -> int:
         rates = calibrate(args.data_dir)
     table = estimate_profile(cells, rates, data_dir=args.data_dir, gpu_tokens_per_s=args.tokens_per_s,
                              gpu_eval_tokens_per_s=args.eval_tokens_per_s)
+    from harness.precision import detect_hardware
+
+    precisions = sorted({c.precision for c in cells})
+    print(f"hardware: {detect_hardware().describe()}; precision of the cells: {', '.join(precisions)}")
     print(f"profile {profile.name}: {len(cells)} cells; rates: {rates.model} trains {rates.train_tokens_per_s:.0f} and "
           f"scores {rates.eval_tokens_per_s:.0f} real tokens/s here ({rates.source})")
     print(format_estimate(table))

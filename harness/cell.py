@@ -25,6 +25,7 @@ from harness.config import CellConfig
 from harness.corrupt import corrupt, encoder_layers, layers_to_corrupt
 from harness.data import PreparedData, dataset_spec, prepare
 from harness.models import load_classifier
+from harness.precision import detect_hardware
 from harness.results import features_path, read_record, versions, write_json_atomic
 from harness.train import TrainOutcome, TrainSettings, body_vectors, majority_scores, train_and_evaluate
 
@@ -109,7 +110,7 @@ def run_cell(
                     scope=config.scope, rounding=config.rounding)
 
     settings = TrainSettings(lr=config.lr, epochs=config.epochs, batch_size=config.batch_size, pooling=config.pooling,
-                             mode=config.mode, seed=config.seed, precision=config.precision)
+                             mode=config.mode, seed=config.seed, precision=config.precision, pooler=config.pooler)
     label = f"{config.model} {config.dataset} {config.position} {config.fraction:.2f} {config.mode} lr={config.lr:g} s={config.seed}"
     outcome = train_and_evaluate(model, data.train, data.validation, data.test, settings,
                                  pad_id=tokenizer.pad_token_id, device=device, progress=progress, description=label)
@@ -134,12 +135,14 @@ def run_cell(
         "data": {"n_train": len(data.train), "n_val": len(data.validation), "n_test": len(data.test),
                  "notes": list(data.notes)},
         "versions": versions(),
+        "hardware": {**detect_hardware(device).to_dict(), "summary": detect_hardware(device).describe()},
         "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else
                                  f" ({torch.get_num_threads()} threads)"),
     }
     if save_features and outcome.epochs:
         model.eval()
-        vectors = body_vectors(model, data.test, config.pooling, tokenizer.pad_token_id, device, config.precision)
+        vectors = body_vectors(model, data.test, config.pooling, tokenizer.pad_token_id, device, config.precision,
+                               config.pooler)
         _save_features(features_path(path), vectors, data.test.labels)
     write_json_atomic(path, record)
     return record

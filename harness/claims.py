@@ -1,24 +1,29 @@
-"""The paper's findings as verdicts: SUPPORTED, CONTRADICTED or INCONCLUSIVE.
+"""The paper's findings as verdicts: each claim a list of comparisons, grouped into the strata it speaks about.
 
-Four claims (Section 4.2 and 4.3), each tested as a list of pairwise comparisons:
+Four claims (Section 4.2 and 4.3):
 
-* ``no-complete-recovery``: every corrupted setting scores below the clean model;
-* ``monotone-degradation``: F1 does not rise with the corruption level, along the bottom chain
-  0 -> bottom levels -> 100% and the top chain 0 -> top levels -> 100% (consecutive pairs);
-* ``bottom-worse-than-top``: at equal level, bottom corruption scores no higher than top;
-* ``probe-instability``: the linear probe (Table 4) violates those orderings more often than full
-  fine-tuning of the same model on the same dataset (Table 2), and, with seeds, varies more.
+1. ``no-complete-recovery``: every corrupted setting scores below the clean model. Strata: the
+   corruption settings (bottom 25%, top 25%, ..., 100%): the claim must hold for the mildest one
+   (top 25%) as for the harshest, so the mild settings cannot hide behind the easy ones.
+2. ``monotone-degradation``: F1 falls along 0 -> bottom levels -> 100% and 0 -> top levels -> 100%
+   (consecutive pairs). Strata: the steps (clean -> bottom 25%, bottom 25% -> bottom 50%, ...).
+3. ``bottom-worse-than-top``: at equal level, bottom corruption scores below top. Strata: the levels.
+4. ``probe-instability``: the linear probe (Table 4) breaks the orderings of claims 1-3 more often
+   than full fine-tuning of the same model on the same dataset (Table 2), and with seeds, varies
+   more from seed to seed. Strata: the two measures. Both are tested by resampling (over seeds, or,
+   with one run per value, over the test set's sampling noise), which keeps the dependence between
+   comparisons that share a run (every comparison of claim 1 shares the clean run).
 
-Claims 1-3 are stated for full fine-tuning (Tables 2, 3 and 5: "the overall trends ... are also
-present" in Table 5), so they are evaluated on ``mode == full`` only; probe slices enter claim 4.
+Claims 1-3 are stated for full fine-tuning (Tables 2, 3 and 5), so they are evaluated on ``mode ==
+full``; probe slices enter claim 4. Strata pool every model, dataset and table. One comparison's
+verdict, a stratum's and a claim's headline (its weakest stratum) follow ``harness.decision``.
 
-A comparison "F1(low) < F1(high)" gets its verdict from ``decide``: with 2+ seeds a one-sided paired
-t-test over seeds (same seed = same data order and head init), with one run per value (the paper,
-or a one-seed grid) a tolerance set by the test set's sampling noise. ``DecisionRule`` holds every
-tolerance and threshold, with its reason: it is the one place to change them.
+Our grid's comparisons from a slice that the convergence diagnostic (``harness.convergence``) finds
+under-trained are PROVISIONAL, and so is every claim verdict that rests on one.
 
 Sources (``load_source``): ``paper`` (claims/paper_tables.csv, the transcribed Tables 2-5) or
-``results`` (results/cells.csv, one row per cell). Both become one tidy frame:
+``results`` (results/cells.csv, one row per cell, the lr chosen once per setting over its seeds by
+``harness.aggregate.choose_lr``). Both become one tidy frame:
 ``table, model, dataset, pooling, mode, position, level, seed, n_test, f1``.
 """
 
@@ -26,18 +31,17 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from enum import StrEnum
 from itertools import combinations
 from pathlib import Path
-from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from harness import BadInput
+from harness.decision import (DEFAULT_RULE, DecisionRule, StratumVerdict, Verdict, decide, resampled_p_values,
+                              stratum_verdict, weakest)
 
 REPO = Path(__file__).resolve().parent.parent
 PAPER_TABLES = REPO / "claims" / "paper_tables.csv"
@@ -45,6 +49,7 @@ RESULTS = REPO / "results" / "cells.csv"
 
 CLAIMS = ("no-complete-recovery", "monotone-degradation", "bottom-worse-than-top", "probe-instability")
 GROUP = ["table", "model", "dataset", "pooling", "mode"]
+SLICE_KEY = ["model", "dataset", "pooling", "mode"]  # what the convergence diagnostic names a slice by
 TIDY = GROUP + ["position", "level", "seed", "n_test", "f1"]
 POSITIONS = ("none", "bottom", "top", "all")
 METRICS = ("best", "selected")
@@ -57,91 +62,6 @@ PAPER_LEVELS = (0, 25, 50, 75, 100)
 # are scored on GLUE's validation split (their test labels are hidden), as harness/data.py does.
 PAPER_TEST_SIZES = {"sst2": 12_000, "imdb": 5_000, "ag_news": 6_000, "emotion": 4_000, "dbpedia_14": 12_000,
                     "twitter_financial_news_topic": 4_000, "mrpc": 408, "rte": 277}
-
-
-# ---------------------------------------------------------------- the decision rule
-
-
-class Verdict(StrEnum):
-    SUPPORTED = "SUPPORTED"
-    CONTRADICTED = "CONTRADICTED"
-    INCONCLUSIVE = "INCONCLUSIVE"
-
-
-@dataclass(frozen=True)
-class DecisionRule:
-    """Every tolerance and threshold of the verdicts, each with its reason."""
-
-    # A difference counts when it is unlikely under "no difference": one-sided tests at 5%, the
-    # conventional level; with the handful of seeds a CPU grid affords, weaker evidence is noise.
-    alpha: float = 0.05
-    # One run per value (the paper; a one-seed grid): the noise we can still quantify is the test
-    # set's own sampling error. Weighted F1 behaves like an accuracy p measured on n examples, whose
-    # standard error is sqrt(p(1-p)/n); the tolerance is the one-sided critical difference of two
-    # such scores, z_(1-alpha) * sqrt(p1(1-p1)/n + p2(1-p2)/n). It is a lower bound on the true noise
-    # (seeds add more; two models on one test set correlate, which the formula ignores, so it errs
-    # on the cautious side): ~0.6 points on SST-2 (12k test examples), ~0.25 on DBpedia (98%
-    # accurate, 12k), ~5 on MRPC (408) and ~7 on RTE (277), where the paper itself sees volatility.
-    # Values printed to two decimals carry at most 0.005 of rounding: never a tolerance below 0.01.
-    min_tolerance: float = 0.01
-    # The claims are trends "generally" observed, with outliers marked by the paper itself, so one
-    # contradiction does not overturn a claim. Aggregate: SUPPORTED when at least half of all
-    # comparisons support it (so a claim cannot win on a few decisive cases among many undecided
-    # ones) and at most one in ten contradicts it; CONTRADICTED when contradictions outnumber
-    # supports; anything between (mixed or underpowered evidence) is INCONCLUSIVE.
-    aggregate_min_supported: float = 0.5
-    aggregate_max_contradicted: float = 0.1
-
-    def single_run_tolerance(self, f1_a: float, f1_b: float, n_test: float) -> float:
-        """Critical difference (F1 points) of two single scores on ``n_test`` examples."""
-        p = np.clip(np.array([f1_a, f1_b]) / 100.0, 0.0, 1.0)
-        standard_error = 100.0 * math.sqrt(float(np.sum(p * (1 - p))) / n_test)
-        return max(NormalDist().inv_cdf(1 - self.alpha) * standard_error, self.min_tolerance)
-
-    def verdict_of(self, p_greater: float, p_less: float) -> Verdict:
-        if p_greater < self.alpha:
-            return Verdict.SUPPORTED
-        if p_less < self.alpha:
-            return Verdict.CONTRADICTED
-        return Verdict.INCONCLUSIVE
-
-
-DEFAULT_RULE = DecisionRule()
-
-
-@dataclass(frozen=True)
-class Decision:
-    verdict: Verdict
-    values: dict[str, float]
-    detail: str
-
-
-def decide(low: Mapping[int, float], high: Mapping[int, float], n_test: float,
-           rule: DecisionRule = DEFAULT_RULE) -> Decision:
-    """Verdict on the prediction F1(low) < F1(high); ``low``/``high`` map seed -> F1."""
-    seeds = sorted(set(low) & set(high))
-    if not seeds:
-        return Decision(Verdict.INCONCLUSIVE, {}, "no seed in common: nothing to pair")
-    low, high = np.array([low[s] for s in seeds], dtype=float), np.array([high[s] for s in seeds], dtype=float)
-    diff = high - low
-    mean = float(diff.mean())
-    values = {"low": float(low.mean()), "high": float(high.mean()), "difference": mean, "n_seeds": len(seeds)}
-    if len(seeds) == 1:
-        tolerance = rule.single_run_tolerance(values["low"], values["high"], n_test)
-        values["tolerance"] = tolerance
-        verdict = (Verdict.SUPPORTED if mean > tolerance else
-                   Verdict.CONTRADICTED if mean < -tolerance else Verdict.INCONCLUSIVE)
-        return Decision(verdict, values, f"difference {mean:+.2f} vs tolerance ±{tolerance:.2f} "
-                                         f"(one run; test-set noise at n_test={n_test:g})")
-    if np.allclose(diff, mean, rtol=0, atol=1e-9):  # the same difference in every seed: no noise, the sign decides
-        p_greater, p_less = (0.0, 1.0) if mean > 0 else (1.0, 0.0) if mean < 0 else (1.0, 1.0)
-    else:
-        p_greater = float(stats.ttest_rel(high, low, alternative="greater").pvalue)
-        p_less = float(stats.ttest_rel(high, low, alternative="less").pvalue)
-    values.update(p_greater=p_greater, p_less=p_less)
-    return Decision(rule.verdict_of(p_greater, p_less), values,
-                    f"difference {mean:+.2f} over {len(seeds)} paired seeds (one-sided paired t-test: "
-                    f"p(higher) = {p_greater:.3g}, p(lower) = {p_less:.3g}, alpha = {rule.alpha})")
 
 
 # ---------------------------------------------------------------- comparisons
@@ -157,6 +77,9 @@ class Comparison:
     verdict: Verdict
     detail: str
     source: str = ""
+    stratum: str = ""
+    provisional: bool = False  # drawn from an under-trained slice
+    mdd: float | None = None  # minimum detectable difference (INCONCLUSIVE: underpowered or equal?)
 
     @property
     def id(self) -> str:
@@ -168,14 +91,19 @@ class Comparison:
 
 
 Setting = tuple[str, float]  # (position, level)
-
-
 CLEAN: Setting = ("none", 0.0)
 
 
 def setting_label(setting: Setting) -> str:
+    """Compact label for ids: clean, bottom25, top33.3, all."""
     position, level = setting
     return {"none": "clean", "all": "all"}.get(position, f"{position}{level:.3g}")
+
+
+def stratum_label(setting: Setting) -> str:
+    """Readable label for strata: clean, bottom 25%, top 33%, 100%."""
+    position, level = setting
+    return {"none": "clean", "all": "100%"}.get(position, f"{position} {level:.0f}%")
 
 
 def _order(setting: Setting) -> tuple[float, int]:
@@ -194,6 +122,10 @@ class Slice:
     def levels(self, position: str) -> list[Setting]:
         return sorted((s for s in self.runs if s[0] == position), key=lambda s: s[1])
 
+    @property
+    def slice_key(self) -> tuple[str, ...]:
+        return tuple(self.keys[k] for k in SLICE_KEY)
+
 
 def slices(frame: pd.DataFrame) -> Iterator[Slice]:
     """The tidy frame's slices, in the frame's order (plain dicts: thousands of comparisons stay fast)."""
@@ -201,91 +133,165 @@ def slices(frame: pd.DataFrame) -> Iterator[Slice]:
     n_test: dict[tuple, float] = {}
     for row in frame[TIDY].itertuples(index=False):
         key = tuple(str(getattr(row, k)) for k in GROUP)
-        runs[key][(row.position, float(row.level))][row.seed] = float(row.f1)
+        runs[key][(row.position, float(row.level))][int(row.seed)] = float(row.f1)
         n_test[key] = min(n_test.get(key, math.inf), float(row.n_test))
     for key, by_setting in runs.items():
         yield Slice(dict(zip(GROUP, key)), dict(by_setting), n_test[key])
 
 
-def _compare(claim: str, piece: Slice, low: Setting, high: Setting, rule: DecisionRule, source: str) -> Comparison:
-    ids = {**piece.keys, "comparison": f"{setting_label(low)}<{setting_label(high)}"}
-    missing = [setting_label(s) for s in (low, high) if s not in piece.runs]
-    if missing:
-        return Comparison(claim, ids, {}, Verdict.INCONCLUSIVE, f"no run for {' and '.join(missing)}", source)
-    decision = decide(piece.runs[low], piece.runs[high], piece.n_test, rule)
-    if not decision.values:
-        return Comparison(claim, ids, {}, decision.verdict, decision.detail, source)
-    values = dict(decision.values)
-    values = {setting_label(low): values.pop("low"), setting_label(high): values.pop("high"), **values}
-    scores = ", ".join(f"{setting_label(s)} {values[setting_label(s)]:.2f}" for s in (low, high))
-    return Comparison(claim, ids, values, decision.verdict, f"{scores}: {decision.detail}", source)
+# A claim's predictions on one slice: (stratum, low, high), each meaning "F1(low) < F1(high)".
+Prediction = tuple[str, Setting, Setting]
 
 
-def no_complete_recovery(piece: Slice, rule: DecisionRule = DEFAULT_RULE, source: str = "") -> list[Comparison]:
-    """Every corrupted setting below clean (Section 4.2, finding 1)."""
-    corrupted = [s for s in piece.runs if s[0] != "none"]
-    return [_compare(CLAIMS[0], piece, s, CLEAN, rule, source) for s in sorted(corrupted, key=_order)]
+def recovery_predictions(piece: Slice) -> list[Prediction]:
+    """Claim 1: every corrupted setting below clean; one stratum per setting."""
+    corrupted = sorted((s for s in piece.runs if s[0] != "none"), key=_order)
+    return [(stratum_label(s), s, CLEAN) for s in corrupted]
 
 
-def monotone_degradation(piece: Slice, rule: DecisionRule = DEFAULT_RULE, source: str = "") -> list[Comparison]:
-    """F1 does not rise along 0 -> bottom (or top) levels -> 100%, consecutive pairs (finding 2)."""
+def degradation_predictions(piece: Slice) -> list[Prediction]:
+    """Claim 2: consecutive steps along clean -> bottom (top) levels -> 100%; one stratum per step."""
     pairs: list[tuple[Setting, Setting]] = []
     for position in ("bottom", "top"):
         chain = piece.levels("none") + piece.levels(position) + piece.levels("all")
         pairs += [pair for pair in zip(chain, chain[1:]) if pair not in pairs]  # clean -> all only once
-    return [_compare(CLAIMS[1], piece, more, less, rule, source) for less, more in pairs]  # more corrupted: lower
+    return [(f"{stratum_label(less)} → {stratum_label(more)}", more, less) for less, more in pairs]
 
 
-def bottom_worse_than_top(piece: Slice, rule: DecisionRule = DEFAULT_RULE, source: str = "") -> list[Comparison]:
-    """Bottom corruption scores below top corruption at the same level (finding 3)."""
+def position_predictions(piece: Slice) -> list[Prediction]:
+    """Claim 3: bottom below top at each level; one stratum per level."""
     levels = sorted({level for position, level in piece.runs if position in ("bottom", "top")})
-    return [_compare(CLAIMS[2], piece, ("bottom", level), ("top", level), rule, source) for level in levels]
+    return [(f"{level:.0f}%", ("bottom", level), ("top", level)) for level in levels]
 
 
-ORDERING_CLAIMS = (no_complete_recovery, monotone_degradation, bottom_worse_than_top)
+ORDERING = {CLAIMS[0]: recovery_predictions, CLAIMS[1]: degradation_predictions, CLAIMS[2]: position_predictions}
 
 
-def _violations(piece: Slice, rule: DecisionRule) -> tuple[int, int]:
-    """(contradicted, total) comparisons of claims 1-3 on one slice."""
-    found = [c for claim in ORDERING_CLAIMS for c in claim(piece, rule)]
-    return sum(c.verdict is Verdict.CONTRADICTED for c in found), len(found)
+def _compare(claim: str, piece: Slice, prediction: Prediction, rule: DecisionRule, source: str,
+             provisional: bool) -> Comparison:
+    stratum, low, high = prediction
+    ids = {**piece.keys, "comparison": f"{setting_label(low)}<{setting_label(high)}"}
+    common = {"source": source, "stratum": stratum, "provisional": provisional}
+    missing = [setting_label(s) for s in (low, high) if s not in piece.runs]
+    if missing:
+        return Comparison(claim, ids, {}, Verdict.INCONCLUSIVE, f"no run for {' and '.join(missing)}", **common)
+    decision = decide(piece.runs[low], piece.runs[high], piece.n_test, rule,
+                      equivalence_refutes=claim in rule.equivalence_refutes)
+    if not decision.values:
+        return Comparison(claim, ids, {}, decision.verdict, decision.detail, **common)
+    values = dict(decision.values)
+    values = {setting_label(low): values.pop("low"), setting_label(high): values.pop("high"), **values}
+    scores = ", ".join(f"{setting_label(s)} {values[setting_label(s)]:.2f}" for s in (low, high))
+    return Comparison(claim, ids, values, decision.verdict, f"{scores}: {decision.detail}", mdd=decision.mdd,
+                      **common)
 
 
-def _violation_rate(probe: Slice, full: Slice, ids: dict, rule: DecisionRule, source: str) -> Comparison:
-    (k_probe, n_probe), (k_full, n_full) = _violations(probe, rule), _violations(full, rule)
-    table = [[k_probe, n_probe - k_probe], [k_full, n_full - k_full]]
-    p_greater = float(stats.fisher_exact(table, alternative="greater").pvalue)
-    p_less = float(stats.fisher_exact(table, alternative="less").pvalue)
-    values = {"probe_violations": k_probe, "probe_comparisons": n_probe, "full_violations": k_full,
-              "full_comparisons": n_full, "p_greater": p_greater, "p_less": p_less}
-    detail = (f"ordering violations (claims 1-3 CONTRADICTED): probe {k_probe}/{n_probe}, full {k_full}/{n_full} "
-              f"(one-sided Fisher exact: p(probe more) = {p_greater:.3g}, p(probe fewer) = {p_less:.3g})")
-    return Comparison(CLAIMS[3], {**ids, "comparison": "violation-rate"}, values, rule.verdict_of(p_greater, p_less),
-                      detail, source)
+def ordering_comparisons(claim: str, piece: Slice, rule: DecisionRule = DEFAULT_RULE, source: str = "",
+                         provisional: bool = False) -> list[Comparison]:
+    return [_compare(claim, piece, p, rule, source, provisional) for p in ORDERING[claim](piece)]
 
 
-def _seed_spread(probe: Slice, full: Slice, ids: dict, rule: DecisionRule, source: str) -> Comparison | None:
-    """Seed standard deviation per setting, probe vs full, paired over settings (Wilcoxon signed-rank)."""
-    common = [s for s in probe.runs if s in full.runs and len(probe.runs[s]) > 1 and len(full.runs[s]) > 1]
-    if not common:
-        return None  # one seed: no spread to compare (the violation rate still speaks)
-    spread = np.array([[np.std(list(piece.runs[s].values()), ddof=1) for piece in (probe, full)] for s in common])
-    diff = spread[:, 0] - spread[:, 1]
-    if np.allclose(diff, 0, rtol=0, atol=1e-9):
-        p_greater = p_less = 1.0
+# ---------------------------------------------------------------- claim 4: resampled instability
+
+
+def _ordering_pairs(piece: Slice) -> list[tuple[Setting, Setting]]:
+    """Every (low, high) prediction of claims 1-3 on the slice whose two settings both ran."""
+    return [(low, high) for predict in ORDERING.values() for _, low, high in predict(piece)
+            if low in piece.runs and high in piece.runs]
+
+
+def _violation_share(means: dict[Setting, np.ndarray], pairs: list[tuple[Setting, Setting]]) -> np.ndarray:
+    """Share of the predictions whose mean F1 goes the wrong way, for every column of ``means``."""
+    wrong = np.stack([means[high] < means[low] for low, high in pairs])
+    return wrong.mean(axis=0)
+
+
+def _common_seeds(*pieces: Slice) -> list[int]:
+    seed_sets = [set(runs) for piece in pieces for runs in piece.runs.values()]
+    return sorted(set.intersection(*seed_sets)) if seed_sets else []
+
+
+def _resampled_means(piece: Slice, seeds: list[int], draws: np.ndarray) -> dict[Setting, np.ndarray]:
+    """Seed-mean F1 per setting for each resample; ``draws`` (resamples x n_seeds) index ``seeds``."""
+    return {s: np.array([runs[seed] for seed in seeds])[draws].mean(axis=1) for s, runs in piece.runs.items()}
+
+
+def _noise_means(piece: Slice, rng: np.random.Generator, resamples: int) -> dict[Setting, np.ndarray]:
+    """One run per value: each value redrawn with its test-set sampling error (a lower bound on noise)."""
+    means = {}
+    for s, runs in piece.runs.items():
+        f1 = float(np.mean(list(runs.values())))
+        p = min(max(f1 / 100.0, 0.0), 1.0)
+        means[s] = f1 + 100.0 * math.sqrt(p * (1 - p) / piece.n_test) * rng.standard_normal(resamples)
+    return means
+
+
+def _violation_rate(probe: Slice, full: Slice, ids: dict, rule: DecisionRule, source: str,
+                    provisional: bool) -> Comparison:
+    pairs_probe, pairs_full = _ordering_pairs(probe), _ordering_pairs(full)
+    ids = {**ids, "comparison": "violation-rate"}
+    common = {"source": source, "stratum": "violation rate", "provisional": provisional}
+    if not pairs_probe or not pairs_full:
+        return Comparison(CLAIMS[3], ids, {}, Verdict.INCONCLUSIVE, "no ordering to test in one of the two slices",
+                          **common)
+    observed = {name: float(_violation_share({s: np.array([np.mean(list(r.values()))]) for s, r in piece.runs.items()},
+                                             pairs)[0])
+                for name, piece, pairs in (("probe", probe, pairs_probe), ("full", full, pairs_full))}
+    rng = np.random.default_rng(rule.resampling_seed)
+    seeds = _common_seeds(probe, full)
+    if len(seeds) >= 2:
+        draws = rng.integers(0, len(seeds), size=(rule.resamples, len(seeds)))
+        means = [_resampled_means(piece, seeds, draws) for piece in (probe, full)]
+        how = f"bootstrap over {len(seeds)} seeds, resampled jointly for both slices"
     else:
-        p_greater = float(stats.wilcoxon(diff, alternative="greater").pvalue)
-        p_less = float(stats.wilcoxon(diff, alternative="less").pvalue)
-    (probe_std, full_std) = spread.mean(axis=0)
-    values = {"probe_seed_std": float(probe_std), "full_seed_std": float(full_std), "n_settings": len(common),
+        means = [_noise_means(piece, rng, rule.resamples) for piece in (probe, full)]
+        how = "one run per value: parametric bootstrap of the test-set noise, a lower bound on the real noise"
+    difference = _violation_share(means[0], pairs_probe) - _violation_share(means[1], pairs_full)
+    statistic = observed["probe"] - observed["full"]
+    p_greater, p_less = resampled_p_values(statistic, difference)
+    values = {"probe_violation_share": observed["probe"], "full_violation_share": observed["full"],
+              "probe_predictions": len(pairs_probe), "full_predictions": len(pairs_full),
               "p_greater": p_greater, "p_less": p_less}
-    detail = (f"mean seed std probe {probe_std:.2f} vs full {full_std:.2f} over {len(common)} settings "
-              f"(one-sided Wilcoxon signed-rank: p(probe more) = {p_greater:.3g}, p(fewer) = {p_less:.3g})")
+    detail = (f"orderings of claims 1-3 broken (mean F1 the wrong way): probe {observed['probe']:.0%} of "
+              f"{len(pairs_probe)}, full {observed['full']:.0%} of {len(pairs_full)} ({how}, {rule.resamples} "
+              f"resamples: p(probe more) = {p_greater:.3g}, p(probe fewer) = {p_less:.3g})")
+    return Comparison(CLAIMS[3], ids, values, rule.verdict_of(p_greater, p_less), detail, **common)
+
+
+def _spread(piece: Slice, seeds: list[int], draws: np.ndarray) -> np.ndarray:
+    """Mean over settings of the seeds' standard deviation, for each resample (rows of ``draws``)."""
+    per_setting = [np.array([runs[seed] for seed in seeds])[draws].std(axis=1, ddof=1) for runs in piece.runs.values()]
+    return np.mean(per_setting, axis=0)
+
+
+def _seed_spread(probe: Slice, full: Slice, ids: dict, rule: DecisionRule, source: str,
+                 provisional: bool) -> Comparison | None:
+    """Seed standard deviation per setting, probe vs full: a bootstrap over seeds, resampled jointly."""
+    seeds = _common_seeds(probe, full)
+    if len(seeds) < 3:
+        return None  # fewer than 3 seeds: a spread from 2 values cannot be resampled (the violation rate still speaks)
+    settings = [s for s in probe.runs if s in full.runs]
+    probe = Slice(probe.keys, {s: probe.runs[s] for s in settings}, probe.n_test)
+    full = Slice(full.keys, {s: full.runs[s] for s in settings}, full.n_test)
+    everything = np.arange(len(seeds))[None, :]
+    observed = float(_spread(probe, seeds, everything)[0] - _spread(full, seeds, everything)[0])
+    rng = np.random.default_rng(rule.resampling_seed)
+    draws = rng.integers(0, len(seeds), size=(rule.resamples, len(seeds)))
+    draws = draws[np.array([len(set(row)) >= 2 for row in draws])]  # a spread needs two distinct seeds
+    difference = _spread(probe, seeds, draws) - _spread(full, seeds, draws)
+    p_greater, p_less = resampled_p_values(observed, difference)
+    probe_std, full_std = (float(_spread(p, seeds, everything)[0]) for p in (probe, full))
+    values = {"probe_seed_std": probe_std, "full_seed_std": full_std, "n_settings": len(settings),
+              "n_seeds": len(seeds), "p_greater": p_greater, "p_less": p_less}
+    detail = (f"mean seed std probe {probe_std:.2f} vs full {full_std:.2f} over {len(settings)} settings "
+              f"(bootstrap over {len(seeds)} seeds, {len(draws)} resamples with 2+ distinct seeds: "
+              f"p(probe more) = {p_greater:.3g}, p(fewer) = {p_less:.3g})")
     return Comparison(CLAIMS[3], {**ids, "comparison": "seed-std"}, values, rule.verdict_of(p_greater, p_less),
-                      detail, source)
+                      detail, source, "seed spread", provisional)
 
 
-def probe_instability(pieces: list[Slice], rule: DecisionRule = DEFAULT_RULE, source: str = "") -> list[Comparison]:
+def probe_instability(pieces: list[Slice], rule: DecisionRule = DEFAULT_RULE, source: str = "",
+                      under_trained: Collection[tuple] = ()) -> list[Comparison]:
     """Linear probe less stable than full fine-tuning on the same model and dataset (Section 4.3)."""
     full = {(p.keys["model"], p.keys["dataset"], p.keys["pooling"]): p for p in pieces if p.keys["mode"] == "full"}
     found = []
@@ -295,40 +301,52 @@ def probe_instability(pieces: list[Slice], rule: DecisionRule = DEFAULT_RULE, so
         ids = {**probe.keys, "table": probe.keys["table"] + (f"-vs-{partner.keys['table']}" if partner else "")}
         if partner is None:
             found.append(Comparison(CLAIMS[3], {**ids, "comparison": "violation-rate"}, {}, Verdict.INCONCLUSIVE,
-                                    f"no full fine-tuning slice of {'/'.join(key)} to compare with", source))
+                                    f"no full fine-tuning slice of {'/'.join(key)} to compare with", source,
+                                    "violation rate"))
             continue
-        found.append(_violation_rate(probe, partner, ids, rule, source))
-        spread = _seed_spread(probe, partner, ids, rule, source)
+        provisional = probe.slice_key in under_trained or partner.slice_key in under_trained
+        found.append(_violation_rate(probe, partner, ids, rule, source, provisional))
+        spread = _seed_spread(probe, partner, ids, rule, source, provisional)
         found += [spread] if spread else []
     return found
 
 
-def evaluate_claims(frame: pd.DataFrame, source_kind: str, rule: DecisionRule = DEFAULT_RULE) -> list[Comparison]:
+def evaluate_claims(frame: pd.DataFrame, source_kind: str, rule: DecisionRule = DEFAULT_RULE,
+                    under_trained: Collection[tuple] = ()) -> list[Comparison]:
     """Every comparison of the four claims on a tidy frame; a claim with nothing to compare gets one
-    INCONCLUSIVE comparison saying so (an empty claim must not look like a pass)."""
+    INCONCLUSIVE comparison saying so (an empty claim must not look like a pass).
+
+    ``under_trained``: slice keys (model, dataset, pooling, mode) whose comparisons are PROVISIONAL.
+    """
+    under_trained = {tuple(map(str, key)) for key in under_trained}
     pieces = list(slices(frame))
-    found = [c for piece in pieces if piece.keys["mode"] == "full"
-             for claim in ORDERING_CLAIMS for c in claim(piece, rule, source_kind)]
-    found += probe_instability(pieces, rule, source_kind)
+    found = [c for piece in pieces if piece.keys["mode"] == "full" for claim in ORDERING
+             for c in ordering_comparisons(claim, piece, rule, source_kind, piece.slice_key in under_trained)]
+    found += probe_instability(pieces, rule, source_kind, under_trained)
     for claim in CLAIMS:
         if not any(c.claim == claim for c in found):
             what = "linear-probe slice" if claim == CLAIMS[3] else "full fine-tuning slice with corrupted settings"
             found.append(Comparison(claim, {"table": "-", "model": "-", "dataset": "-", "comparison": "nothing"}, {},
-                                    Verdict.INCONCLUSIVE, f"no {what} in this source", source_kind))
+                                    Verdict.INCONCLUSIVE, f"no {what} in this source", source_kind, "nothing"))
     return found
 
 
-# ---------------------------------------------------------------- aggregate verdicts
+# ---------------------------------------------------------------- claim verdicts
 
 
 @dataclass(frozen=True)
-class AggregateVerdict:
+class ClaimVerdict:
+    """A claim's headline (its weakest stratum), its strata, and the comparison counts."""
+
     claim: str
     verdict: Verdict
     supported: int
     contradicted: int
     inconclusive: int
     detail: str
+    strata: tuple[StratumVerdict, ...] = ()
+    provisional: bool = False
+    provisional_detail: str = ""
 
     @property
     def total(self) -> int:
@@ -338,27 +356,34 @@ class AggregateVerdict:
         return (f"{self.claim}: {self.verdict} (supported {self.supported} / contradicted {self.contradicted} / "
                 f"inconclusive {self.inconclusive})")
 
+    def to_dict(self) -> dict:
+        return {**asdict(self), "verdict": str(self.verdict), "line": self.line(),
+                "strata": [{**asdict(s), "verdict": str(s.verdict)} for s in self.strata]}
 
-def aggregate(comparisons: Iterable[Comparison], rule: DecisionRule = DEFAULT_RULE) -> dict[str, AggregateVerdict]:
-    """One verdict per claim (in ``CLAIMS`` order, claims without comparisons left out)."""
+
+def aggregate(comparisons: Iterable[Comparison], rule: DecisionRule = DEFAULT_RULE) -> dict[str, ClaimVerdict]:
+    """One verdict per claim (in ``CLAIMS`` order; claims without comparisons left out): its weakest stratum."""
     comparisons = list(comparisons)
     verdicts = {}
     for claim in CLAIMS:
-        mine = [c.verdict for c in comparisons if c.claim == claim]
+        mine = [c for c in comparisons if c.claim == claim]
         if not mine:
             continue
-        s, c, i = (mine.count(v) for v in (Verdict.SUPPORTED, Verdict.CONTRADICTED, Verdict.INCONCLUSIVE))
-        n = len(mine)
-        if s >= rule.aggregate_min_supported * n and c <= rule.aggregate_max_contradicted * n:
-            verdict, why = Verdict.SUPPORTED, (f"{s}/{n} support (>= {rule.aggregate_min_supported:.0%}) and {c}/{n} "
-                                               f"contradict (<= {rule.aggregate_max_contradicted:.0%})")
-        elif c > s:
-            verdict, why = Verdict.CONTRADICTED, f"contradictions outnumber supports ({c} > {s})"
-        else:
-            verdict, why = Verdict.INCONCLUSIVE, (f"mixed or underpowered: {s}/{n} support, {c}/{n} contradict "
-                                                  f"(SUPPORTED needs >= {rule.aggregate_min_supported:.0%} and <= "
-                                                  f"{rule.aggregate_max_contradicted:.0%})")
-        verdicts[claim] = AggregateVerdict(claim, verdict, s, c, i, why)
+        by_stratum: dict[str, list[Verdict]] = defaultdict(list)
+        for c in mine:
+            by_stratum[c.stratum or "all comparisons"].append(c.verdict)
+        strata = tuple(stratum_verdict(name, found, rule) for name, found in by_stratum.items())
+        decisive = weakest(strata)
+        counts = [sum(c.verdict is v for c in mine) for v in (Verdict.SUPPORTED, Verdict.CONTRADICTED,
+                                                               Verdict.INCONCLUSIVE)]
+        detail = f"weakest of {len(strata)} strata: {decisive.name} ({decisive.detail})"
+        provisional = [c for c in mine if c.provisional]
+        slices_named = sorted({"/".join(c.ids[k] for k in ("model", "dataset")) + f" {c.ids['table']}"
+                               for c in provisional})
+        verdicts[claim] = ClaimVerdict(
+            claim, decisive.verdict, *counts, detail, strata, bool(provisional),
+            f"PROVISIONAL: {len(provisional)} of {len(mine)} comparisons come from under-trained slices "
+            f"({', '.join(slices_named)})" if provisional else "")
     return verdicts
 
 
@@ -398,27 +423,28 @@ RESULT_COLUMNS = ["model", "dataset", "position", "level", "pooling", "mode", "l
 
 
 def results_frame(cells: pd.DataFrame, metric: str = "best", where: str = "results") -> pd.DataFrame:
-    """Our cells as a tidy frame: per (slice, setting, seed) the lr with the best score.
+    """Our cells as a tidy frame, at the one lr per setting that ``aggregate.choose_lr`` picks over its seeds.
 
-    ``best``: the paper's protocol, the best epoch's test F1, lr chosen by that same number.
-    ``selected``: the held-out protocol, test F1 at the best validation epoch, lr chosen by validation F1.
+    ``best``: the paper's protocol, the best epoch's test F1, lr chosen by its seed mean.
+    ``selected``: the held-out protocol, test F1 at the best validation epoch, lr chosen by the seed mean of
+    validation F1. The seeds of a setting share their lr, so seed-paired comparisons stay paired.
     Rows whose F1 is NaN (diverged runs) are dropped; ``frame.attrs["notes"]`` says how many.
     """
+    from harness.aggregate import SELECTION, choose_lr
+
     if metric not in METRICS:
         raise BadInput(f"metric must be one of {METRICS}, got {metric!r}")
     _require(cells, RESULT_COLUMNS, where)
-    score, chooser = ("best_test_f1", "best_test_f1") if metric == "best" else ("selected_test_f1", "selected_val_f1")
-    usable = cells[cells[score].notna() & cells[chooser].notna()]
+    score = SELECTION[metric].score
+    chosen = choose_lr(cells, metric)
+    usable = chosen[chosen[score].notna()]
     notes = []
-    if len(usable) < len(cells):
-        dropped = cells.loc[cells.index.difference(usable.index), "status"].value_counts()
-        notes.append(f"{where}: dropped {len(cells) - len(usable)} row(s) with NaN F1 "
+    if len(usable) < len(chosen):
+        dropped = chosen.loc[chosen.index.difference(usable.index), "status"].value_counts()
+        notes.append(f"{where}: dropped {len(chosen) - len(usable)} run(s) with NaN F1 at the chosen lr "
                      f"({', '.join(f'{status} {n}' for status, n in dropped.items())})")
-    keys = ["model", "dataset", "pooling", "mode", "position", "level", "seed"]
-    chosen = (usable.sort_values("lr").sort_values(chooser, ascending=False, kind="stable")  # ties: smallest lr
-              .drop_duplicates(keys))
-    frame = chosen.assign(table=chosen["pooling"] + "-" + chosen["mode"], f1=chosen[score].astype(float),
-                          level=chosen["level"].astype(float))[TIDY]
+    frame = usable.assign(table=usable["pooling"] + "-" + usable["mode"], f1=usable[score].astype(float),
+                          level=usable["level"].astype(float))[TIDY]
     frame = frame.sort_values(GROUP + ["seed", "level"], kind="stable").reset_index(drop=True)
     frame.attrs["notes"] = notes
     return frame
@@ -433,7 +459,14 @@ def load_source(kind: str, path: str | Path | None = None, metric: str = "best")
         hint = ("run `dvc repro` first (or give --results PATH)" if kind == "results"
                 else "restore claims/paper_tables.csv")
         raise BadInput(f"{kind} file {path} not found: {hint}")
-    table = pd.read_csv(path)
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise BadInput(f"{kind} file {path} is not a readable CSV table ({type(error).__name__}: "
+                       f"{str(error).splitlines()[0] if str(error) else 'empty'}): regenerate it "
+                       f"({'`dvc repro`' if kind == 'results' else 'restore claims/paper_tables.csv'})") from None
+    if table.empty:
+        raise BadInput(f"{kind} file {path} has no rows: run the grid (`dvc repro`) first")
     frame = paper_frame(table, str(path)) if kind == "paper" else results_frame(table, metric, str(path))
     frame.attrs.setdefault("notes", [])
     frame.attrs.update(source=kind, path=str(path), metric=metric)
@@ -504,13 +537,13 @@ def integrity_findings(tables: pd.DataFrame, min_run: int = 3) -> list[Finding]:
 
 def verdicts_document(comparisons: list[Comparison], *, source: str, path: str = "", metric: str = "",
                       findings: Iterable[Finding] = (), notes: Iterable[str] = (),
-                      rule: DecisionRule = DEFAULT_RULE) -> dict:
-    """The verdicts as JSON-ready data for the report: aggregate per claim, every comparison, integrity."""
+                      rule: DecisionRule = DEFAULT_RULE, convergence: list[dict] | None = None) -> dict:
+    """The verdicts as JSON-ready data for the report: per claim (headline, strata), every comparison, integrity."""
     return {
         "source": source, "path": path, "metric": metric, "rule": asdict(rule),
-        "claims": {claim: {**asdict(a), "verdict": str(a.verdict), "line": a.line()}
-                   for claim, a in aggregate(comparisons, rule).items()},
+        "claims": {claim: verdict.to_dict() for claim, verdict in aggregate(comparisons, rule).items()},
         "comparisons": [c.to_dict() for c in comparisons],
         "integrity": [asdict(f) for f in findings],
+        "convergence": convergence or [],
         "notes": list(notes),
     }

@@ -45,7 +45,10 @@ def add_cell_cli(subparsers) -> None:
     p.add_argument("--scope", default=defaults.scope, help="encoder (default), encoder+embeddings, encoder+pooler, ...")
     p.add_argument("--rounding", default=None, choices=["floor", "ceil", "nearest"],
                    help="allow fractions that are not whole layers, rounded this way")
-    p.add_argument("--precision", default=defaults.precision, choices=["fp32", "bf16"])
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="auto (default): bf16 where the hardware computes it natively, else fp32")
+    p.add_argument("--no-pooler", dest="pooler", action="store_false",
+                   help="feed the pooled vector straight to the classifier, skipping BERT's pooler")
     p.add_argument("--data-dir", default="data")
     p.add_argument("--cache-dir", default="cache/tokens")
     p.add_argument("--out", default=None, help="record file (default: results/cells/<config hash>.json)")
@@ -60,6 +63,7 @@ def run_cell_cli(args: argparse.Namespace) -> int:
 
     from harness.cell import run_cell
     from harness.config import CellConfig
+    from harness.precision import resolve_precision
 
     if 0 < args.fraction < 1 and args.position in (None, "none", "all"):
         raise BadInput(f"--fraction {args.fraction} needs --position bottom or --position top")
@@ -67,7 +71,8 @@ def run_cell_cli(args: argparse.Namespace) -> int:
         model=args.model, dataset=args.dataset, position=args.position or "none", fraction=args.fraction,
         pooling=args.pooling, mode=args.mode, lr=args.lr, epochs=args.epochs, seed=args.seed, data_seed=args.data_seed,
         n_train=args.n_train, n_test=args.n_test, n_val=args.n_val, batch_size=args.batch_size,
-        max_length=args.max_length, init=args.init, scope=args.scope, rounding=args.rounding, precision=args.precision,
+        max_length=args.max_length, init=args.init, scope=args.scope, rounding=args.rounding,
+        precision=resolve_precision(args.precision), pooler=args.pooler,
     )
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -41,6 +41,9 @@ class CellConfig:
     scope: str = "encoder"
     rounding: str | None = None
     precision: str = "fp32"
+    # BERT's pooler (dense + tanh) between the pooled vector and the classifier, as
+    # BertForSequenceClassification does; False: straight to the classifier (see models.sentence_vector).
+    pooler: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.fraction <= 1.0:
@@ -60,6 +63,8 @@ class CellConfig:
                 raise BadInput(f"{name} must be one of {allowed}, got {value!r}")
         if not (self.lr > 0 and self.epochs >= 1 and self.batch_size >= 1 and self.max_length >= 8):
             raise BadInput("lr must be > 0, epochs >= 1, batch_size >= 1 and max_length >= 8")
+        if not isinstance(self.pooler, bool):
+            raise BadInput(f"pooler must be true or false, got {self.pooler!r}")
         for name in ("n_train", "n_test", "n_val"):
             value = getattr(self, name)
             if value is not None and value < 1:

@@ -34,13 +34,14 @@ from tqdm.auto import tqdm
 from harness import BadInput
 from harness.config import CellConfig
 from harness.corrupt import layers_to_corrupt
+from harness.precision import resolve_precision
 from harness.results import features_path, read_record
 
 # Block keys that take a list of values (the grid's axes) ...
 AXES = ("models", "datasets", "positions", "poolings", "modes", "lrs", "seeds")
 # ... and those that fix one CellConfig field for every cell of the block.
 FIXED = ("epochs", "n_train", "n_test", "n_val", "batch_size", "max_length", "data_seed", "init", "scope",
-         "rounding", "precision")
+         "rounding", "precision", "pooler")
 AXIS_DEFAULTS = {"positions": ("bottom", "top"), "poolings": ("cls",), "modes": ("full",)}
 
 # Encoder depth of the models the profiles name, so a profile is checked without loading weights.
@@ -228,6 +229,9 @@ def expand_block(block: Block) -> list[CellConfig]:
         except BadInput as error:
             raise BadInput(f"block {block.name!r}: {error}") from error
     fixed = dict(block.fixed)
+    # "auto" (the default) becomes the precision this machine computes natively: a cell's config,
+    # and so its identity, always names the arithmetic that produced it.
+    fixed["precision"] = resolve_precision(str(fixed.get("precision", "auto")))
     cells = []
     for model, fractions in block.models:
         n_layers = encoder_depth(model)

@@ -156,13 +156,16 @@ def sentence_vector(
     attention_mask: torch.Tensor,
     token_type_ids: torch.Tensor | None = None,
     pooling: str = "cls",
+    pooler: bool = True,
 ) -> torch.Tensor:
     """The (batch, hidden) vector that enters the trainable head: the model's body plus pooling.
 
     ``cls``: the [CLS] output (Section 2); ``mean``: the average of every non-[CLS] token output,
     padding excluded and [SEP] included (Section 4.3). For BERT the pretrained pooler (dense+tanh)
     is part of the body, exactly as in ``BertForSequenceClassification``; ``mean`` feeds it the
-    mean vector in place of [CLS].
+    mean vector in place of [CLS]. ``pooler=False`` skips it: the vector goes straight to the
+    classifier (the paper's words for mean pooling: "the input of the classification matrix"; and
+    all-MiniLM-L6-v2's pooler was never trained: its bias is all zeros).
     """
     model_type = model.config.model_type
     extra = {"token_type_ids": token_type_ids} if model_type == "bert" and token_type_ids is not None else {}
@@ -176,7 +179,7 @@ def sentence_vector(
         vector = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
     else:
         raise BadInput(f"pooling must be 'cls' or 'mean', got {pooling!r}")
-    if model_type == "bert":
+    if model_type == "bert" and pooler:
         return model.bert.pooler(vector.unsqueeze(1))  # BertPooler reads position 0 of a sequence
     return vector
 

@@ -17,6 +17,8 @@ from pathlib import Path
 import pandas as pd
 
 from harness import BadInput, claims
+from harness.convergence import DEFAULT_CONVERGENCE, diagnose, under_trained_slices
+from harness.decision import DEFAULT_RULE, STRENGTH, Verdict
 from harness.results import read_record
 
 SLICE_TABLES = {("cls", "full"): 2, ("mean", "full"): 3, ("cls", "probe"): 4}  # our slice -> the paper's table
@@ -120,6 +122,7 @@ def what_ran(cells: pd.DataFrame, records: list[dict], profile: str) -> str:
     sizes = (cells.groupby("dataset")[["n_train", "n_test"]].max().reset_index()
              .rename(columns={"n_train": "train examples", "n_test": "test examples"}))
     devices = sorted({r.get("device", "?") for r in records})
+    hardware = {h for h in cells.get("hardware", pd.Series(dtype=str)).dropna() if h}
     statuses = cells["status"].value_counts().to_dict()
     lines = [
         f"- Profile: `{profile}` — {len(cells)} cells "
@@ -129,7 +132,11 @@ def what_ran(cells: pd.DataFrame, records: list[dict], profile: str) -> str:
         f"epochs: {sorted(set(cells['epochs']))}; pooling × mode: "
         f"{sorted(set(zip(cells['pooling'], cells['mode'])))}.",
         f"- Compute: {cells['wall_s'].sum() / 60:.1f} minutes of cell time on {', '.join(devices)}; "
-        f"median {cells['tokens_per_s'].median():.0f} real (non-padding) training tokens/s per cell.",
+        f"median {cells[cells['mode'] == 'full']['tokens_per_s'].median():.0f} real (non-padding) training "
+        "tokens/s per full fine-tuning cell.",
+        f"- Hardware and precision: {'; '.join(sorted(hardware)) or 'not recorded'}; precision "
+        f"{', '.join(sorted(set(cells['precision'].dropna()))) if 'precision' in cells else '?'} "
+        "(`precision: auto`: bf16 only where the hardware computes it natively).",
         "",
         "Data actually used (after the splits' caps):",
         "",
@@ -142,17 +149,53 @@ def what_ran(cells: pd.DataFrame, records: list[dict], profile: str) -> str:
     return "\n".join(lines)
 
 
-def verdict_table(by_source: dict[str, dict]) -> str:
-    """One row per claim, one column per source: aggregate verdict and counts."""
+def verdict_table(by_source: dict[str, dict[str, claims.ClaimVerdict]]) -> str:
+    """One row per claim, one column per source: the headline (weakest stratum), counts, deciding stratum."""
     claim_names = list(dict.fromkeys(name for verdicts in by_source.values() for name in verdicts))
     rows = []
     for name in claim_names:
         row = {"claim": name}
         for source, verdicts in by_source.items():
             verdict = verdicts.get(name)
-            row[source] = "–" if verdict is None else (
-                f"**{verdict.verdict}** ({verdict.supported} / {verdict.contradicted} / {verdict.inconclusive})")
+            if verdict is None:
+                row[source] = "–"
+                continue
+            decisive = min(verdict.strata, key=lambda s: STRENGTH[s.verdict]).name if verdict.strata else ""
+            row[source] = (f"**{verdict.verdict}**{' (PROVISIONAL)' if verdict.provisional else ''} "
+                           f"({verdict.supported} / {verdict.contradicted} / {verdict.inconclusive}); "
+                           f"weakest stratum: {decisive}")
         rows.append(row)
+    return _markdown(pd.DataFrame(rows))
+
+
+def strata_table(verdicts: dict[str, claims.ClaimVerdict]) -> str:
+    """Claim x stratum: each stratum's verdict and counts (supported / contradicted / inconclusive)."""
+    rows = [{"claim": claim, "stratum": s.name, "verdict": f"**{s.verdict}**" if s.verdict is not Verdict.SUPPORTED
+             else str(s.verdict), "S / C / I": f"{s.supported} / {s.contradicted} / {s.inconclusive}"}
+            for claim, verdict in verdicts.items() for s in verdict.strata]
+    return _markdown(pd.DataFrame(rows))
+
+
+def convergence_table(diagnosis: pd.DataFrame) -> str:
+    if diagnosis.empty:
+        return "No training curves were found: the convergence diagnostic could not run."
+    shown = diagnosis.assign(
+        share_best_last=diagnosis["share_best_last"].map("{:.0%}".format),
+        share_rising=diagnosis["share_rising"].map("{:.0%}".format),
+        clean_val_gain=diagnosis["clean_val_gain"].map(lambda v: "–" if pd.isna(v) else f"{v:+.2f}"),
+        under_trained=diagnosis["under_trained"].map({True: "**yes**", False: "no"}))
+    return _markdown(shown.rename(columns={
+        "share_best_last": "best epoch = last", "share_rising": "still rising", "clean_val_gain":
+        "clean: last-epoch val F1 gain", "under_trained": "under-trained"}))
+
+
+def setting_table(summary: pd.DataFrame) -> str:
+    """The per-setting summary (mean ± std over seeds at the chosen lr), one row per setting."""
+    rows = [{"dataset": r.dataset, "pooling": r.pooling, "mode": r.mode, "position": r.position,
+             "level": _level_label(r.position, r.level, r.n_corrupted, r.n_layers), "seeds": int(r.n_seeds),
+             "best F1 (paper protocol)": _score(r.best_f1_mean, r.best_f1_std),
+             "F1, epoch chosen on val": _score(r.selected_f1_mean, r.selected_f1_std),
+             "majority": f"{r.majority_f1:.2f}", "ok": int(r.n_ok)} for r in summary.itertuples()]
     return _markdown(pd.DataFrame(rows))
 
 
@@ -190,10 +233,13 @@ def build_report(results_dir: Path = Path("results"), paper_csv: Path = Path("cl
     records = [r for r in (read_record((cells_dir or results_dir / "cells") / f"{h}.json") for h in cells["config_hash"]) if r]
     paper = pd.read_csv(paper_csv)
 
+    diagnosis = diagnose(cells)
     paper_comparisons = claims.evaluate_claims(claims.load_source("paper", paper_csv), "paper")
-    our_comparisons = claims.evaluate_claims(claims.load_source("results", cells_csv), "results")
+    our_comparisons = claims.evaluate_claims(claims.load_source("results", cells_csv), "results",
+                                             under_trained=under_trained_slices(diagnosis))
     verdicts = {"paper's own tables": claims.aggregate(paper_comparisons), "our grid": claims.aggregate(our_comparisons)}
     findings = claims.integrity_findings(paper)
+    provisional = [v for v in verdicts["our grid"].values() if v.provisional]
 
     parts = [
         "# REPORT: does “Healing Powers of BERT” replicate?",
@@ -203,11 +249,45 @@ def build_report(results_dir: Path = Path("results"), paper_csv: Path = Path("cl
         "",
         "## Verdicts",
         "",
-        "Each claim is tested on the paper's own numbers (Tables 2–5) and on our grid. On our grid a difference "
-        "counts only when it exceeds the seeds' noise; see `claims/README.md` for the rule. Counts are "
-        "supported / contradicted / inconclusive comparisons.",
+        "Each claim is tested on the paper's own numbers (Tables 2–5) and on our grid (`pytest claims/`, "
+        "`pytest claims/ --source paper`). A comparison is SUPPORTED when its predicted direction is significant "
+        f"(one-sided, α = {DEFAULT_RULE.alpha}), CONTRADICTED when the opposite is, or, for claims 1 and 2, when "
+        f"the two scores are shown equal within ±{DEFAULT_RULE.equivalence_margin:g} F1 (complete recovery, no "
+        "degradation); INCONCLUSIVE otherwise. Each claim is judged per stratum (claim 1 per corruption setting, "
+        "claim 2 per step, claim 3 per level, claim 4 per measure), and its headline is its **weakest stratum**: "
+        "a universal statement holds only where each of its parts holds. On the paper's one-run tables the only "
+        "quantifiable noise is the test set's, a lower bound on the real noise. See `claims/README.md`. Counts "
+        "are supported / contradicted / inconclusive comparisons.",
         "",
         verdict_table(verdicts),
+        "",
+        *([f"**PROVISIONAL** — {v.claim}: {v.provisional_detail}." for v in provisional] or
+          ["No verdict on our grid is provisional: the convergence diagnostic finds every slice trained to a "
+           "plateau (below)."]),
+        "",
+        "### Claim × stratum, the paper's own tables",
+        "",
+        strata_table(verdicts["paper's own tables"]),
+        "",
+        "### Claim × stratum, our grid",
+        "",
+        strata_table(verdicts["our grid"]),
+        "",
+        "### Convergence of our grid",
+        "",
+        f"Per slice, at the chosen lr: the share of cells whose best epoch is the last, the share still rising "
+        f"(last-epoch validation F1 above every earlier epoch by more than {DEFAULT_CONVERGENCE.rise_tolerance:g}), "
+        f"and the clean model's last-epoch gain. A slice is under-trained when the clean model still rose by more "
+        f"than {DEFAULT_CONVERGENCE.rise_tolerance:g} or more than {DEFAULT_CONVERGENCE.max_share_rising:.0%} of "
+        "its cells are still rising; verdicts drawn from it are PROVISIONAL (`harness/convergence.py`).",
+        "",
+        convergence_table(diagnosis),
+        "",
+        "### Per setting, our grid",
+        "",
+        "Weighted F1 in percent, mean ± std over seeds at the learning rate chosen once per setting.",
+        "",
+        setting_table(summary),
         "",
         "## What ran",
         "",

@@ -44,8 +44,9 @@ class TrainSettings:
     pooling: str = "cls"
     mode: str = "full"  # full fine-tuning or "probe" (frozen body, head only: Table 4)
     seed: int = 0
-    precision: str = "fp32"  # "bf16": autocast for the forward pass (GPU path)
+    precision: str = "fp32"  # "bf16": autocast for the forward pass
     max_grad_norm: float = 1.0
+    pooler: bool = True  # BERT's pooler between the pooled vector and the classifier
 
 
 @dataclass
@@ -144,22 +145,24 @@ def _autocast(device: torch.device, precision: str):
 
 
 @torch.inference_mode()
-def body_vectors(model, data: Encoded, pooling: str, pad_id: int, device: torch.device, precision: str = "fp32") -> torch.Tensor:
+def body_vectors(model, data: Encoded, pooling: str, pad_id: int, device: torch.device, precision: str = "fp32",
+                 pooler: bool = True) -> torch.Tensor:
     """The vectors that enter the head, for every example in order (model must be in eval mode)."""
     out = torch.empty((len(data), model.config.hidden_size), dtype=torch.float32, device=device)
     for index in token_budget_batches(data.lengths, EVAL_TOKENS):
         with _autocast(device, precision):
-            vector = sentence_vector(model, pooling=pooling, **collate(data, index, pad_id, device))
+            vector = sentence_vector(model, pooling=pooling, pooler=pooler, **collate(data, index, pad_id, device))
         out[torch.from_numpy(index).to(device)] = vector.float()
     return out
 
 
 @torch.inference_mode()
-def predict(model, data: Encoded, pooling: str, pad_id: int, device: torch.device, precision: str = "fp32") -> np.ndarray:
+def predict(model, data: Encoded, pooling: str, pad_id: int, device: torch.device, precision: str = "fp32",
+            pooler: bool = True) -> np.ndarray:
     """Predicted label ids in the original order (eval mode: no dropout)."""
     model.eval()
     with _autocast(device, precision):
-        logits = head_logits(model, body_vectors(model, data, pooling, pad_id, device, precision))
+        logits = head_logits(model, body_vectors(model, data, pooling, pad_id, device, precision, pooler))
     return logits.argmax(-1).cpu().numpy()
 
 
@@ -179,7 +182,8 @@ def _train_batches(
             if probe_vectors is not None:
                 logits = head_logits(model, probe_vectors[index_t])
             else:
-                vector = sentence_vector(model, pooling=settings.pooling, **collate(train, index, pad_id, device))
+                vector = sentence_vector(model, pooling=settings.pooling, pooler=settings.pooler,
+                                         **collate(train, index, pad_id, device))
                 logits = head_logits(model, vector)
         yield logits.float(), labels[index_t], tokens
 
@@ -209,7 +213,8 @@ def train_and_evaluate(
         for parameter in model.base_model.parameters():
             parameter.requires_grad_(False)
         model.eval()
-        train_v, val_v, test_v = (body_vectors(model, split, settings.pooling, pad_id, device, settings.precision).clone()
+        train_v, val_v, test_v = (body_vectors(model, split, settings.pooling, pad_id, device, settings.precision,
+                                               settings.pooler).clone()
                                   for split in (train, validation, test))
         probe_vectors, frozen_eval = train_v, {"val": val_v, "test": test_v}
         parameters = head_parameters(model)
@@ -222,7 +227,7 @@ def train_and_evaluate(
             with torch.inference_mode():
                 predictions = head_logits(model, frozen_eval[split]).argmax(-1).cpu().numpy()
         else:
-            predictions = predict(model, data, settings.pooling, pad_id, device, settings.precision)
+            predictions = predict(model, data, settings.pooling, pad_id, device, settings.precision, settings.pooler)
         return classification_scores(data.labels, predictions)
 
     steps_per_epoch = math.ceil(len(train) / settings.batch_size)

@@ -121,7 +121,7 @@ def test_level_curves_share_clean_and_full_points():
     for config in grid():
         row = {k: v for k, v in record(config).items() if k in CELL_COLUMNS}
         rows.append({**config.to_dict(), **row, "n_train": 500, "n_test": 200})
-    curves = level_curves(summarise(pd.DataFrame(rows)[CELL_COLUMNS]))
+    curves = level_curves(summarise(pd.DataFrame(rows).reindex(columns=CELL_COLUMNS)))
     for series in ("bottom", "top"):
         part = curves[curves["series"] == series]
         assert list(part["level"]) == [0.0, 50.0, 100.0]
