@@ -349,6 +349,18 @@ def test_probe_instability_violation_rate_resamples_seeds_jointly():
     assert found.verdict is S and "bootstrap over 5 seeds, resampled jointly" in found.detail
 
 
+def test_claim_4_resamples_the_two_slices_jointly():
+    """Seeds are shared by the probe and the full slice, so they are resampled together: two identical
+    noisy slices differ by exactly 0 in every resample (p = 1 both ways); resampled independently they
+    would differ by chance, half the time either way."""
+    rng = np.random.default_rng(3)  # seed noise of each setting its own, so orderings flip between resamples
+    noisy = {label: list(f1s[0] + rng.normal(0, 8.0, 5)) for label, f1s in ORDERED.items()}
+    found = by_id(evaluate_claims(probe_and_full(noisy, noisy), "results"), "probe-instability")
+    for measure in ("violation-rate", "seed-std"):
+        assert found[measure].verdict is I
+        assert found[measure].values["p_greater"] == found[measure].values["p_less"] == 1.0
+
+
 def test_probe_instability_without_a_partner_or_a_probe_is_inconclusive():
     lonely = grid(ORDERED, mode="probe", dataset="other")
     found = by_id(evaluate_claims(pd.concat([grid(ORDERED), lonely]), "results"), "probe-instability")

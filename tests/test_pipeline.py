@@ -47,6 +47,10 @@ def test_repro_runs_every_stage_and_writes_the_report(pipeline):
     assert len(cells) == len(listed) and set(cells["status"]) <= {"ok", "failed_run", "diverged"}
     report = (root / "REPORT.md").read_text()
     assert "## Verdicts" in report and "no-complete-recovery" in report
+    for section in ("### Claim × stratum, the paper's own tables", "### Claim × stratum, our grid",
+                    "### Convergence of our grid", "### Per setting, our grid"):
+        assert section in report
+    assert "weakest stratum" in report and "Hardware and precision" in report
     for figure in ("f1_vs_level.png", "tsne.png"):
         assert (root / "results" / "plots" / figure).stat().st_size > 10_000
 
