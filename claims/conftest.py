@@ -21,6 +21,7 @@ import pytest
 from harness import BadInput
 from harness.claims import (Comparison, Finding, Verdict, aggregate, evaluate_claims, integrity_findings,
                             load_source, verdicts_document)
+from harness.results import check_writable, write_text_atomic
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -61,6 +62,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     path = config.getoption("results") if source == "results" else None
     try:
         frame = load_source(source, path, metric)
+        if config.getoption("verdicts_out"):  # fail now, not after every test has run
+            check_writable(Path(config.getoption("verdicts_out")).parent)
     except BadInput as error:
         raise pytest.UsageError(str(error)) from None
     config.stash[STATE] = ClaimSession(source, frame.attrs["path"], metric, evaluate_claims(frame, source),
@@ -94,8 +97,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     document = verdicts_document(state.ran, source=state.source, path=state.path, metric=state.metric,
                                  findings=state.findings, notes=state.notes)
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(json.dumps(document, indent=1, default=str) + "\n")
+    write_text_atomic(out, json.dumps(document, indent=1, default=str) + "\n")
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

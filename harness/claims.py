@@ -38,6 +38,7 @@ import pandas as pd
 from scipy import stats
 
 from harness import BadInput
+from harness.results import read_csv
 
 REPO = Path(__file__).resolve().parent.parent
 PAPER_TABLES = REPO / "claims" / "paper_tables.csv"
@@ -429,11 +430,9 @@ def load_source(kind: str, path: str | Path | None = None, metric: str = "best")
     if kind not in SOURCES:
         raise BadInput(f"source must be one of {SOURCES}, got {kind!r}")
     path = Path(path) if path is not None else (PAPER_TABLES if kind == "paper" else RESULTS)
-    if not path.is_file():
-        hint = ("run `dvc repro` first (or give --results PATH)" if kind == "results"
-                else "restore claims/paper_tables.csv")
-        raise BadInput(f"{kind} file {path} not found: {hint}")
-    table = pd.read_csv(path)
+    hint = ("run `dvc repro` first (or give --results PATH)" if kind == "results"
+            else "restore claims/paper_tables.csv")
+    table = read_csv(path, f"{kind} file", hint)  # missing, empty or not a CSV: one BadResults
     frame = paper_frame(table, str(path)) if kind == "paper" else results_frame(table, metric, str(path))
     frame.attrs.setdefault("notes", [])
     frame.attrs.update(source=kind, path=str(path), metric=metric)
