@@ -177,7 +177,10 @@ def load_raw(name: str, data_dir: str | Path) -> dict[str, pd.DataFrame]:
     paths = sorted(folder.glob("*.parquet"), key=lambda p: (rank.get(p.stem, len(rank)), p.stem))
     raw = {path.stem: _read_parquet(path) for path in paths}
     for split, frame in raw.items():
-        _check_frame(frame, spec, f"{folder}/{split}.parquet")
+        try:
+            _check_frame(frame, spec, f"{folder}/{split}.parquet")
+        except BadData as error:
+            raise BadData(f"{error}: {RESTORE_HINT}") from None
     return raw
 
 

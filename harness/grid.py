@@ -347,19 +347,19 @@ def plan_grid(cells: Sequence[CellConfig], *, out_dir: str | Path, data_dir: str
               features: Collection[str] = frozenset()) -> GridPlan:
     """The cells to run, after checking everything they need before the first one starts.
 
-    The data of every cell to run is read and split as its cells will read it (files readable,
-    columns and labels right, sizes possible), and the output folders must be writable.
+    Every dataset is read and split as its cells will read it (files readable, columns and labels
+    right, sizes possible), and the output folders must be writable.
     """
+    from harness.data import make_splits
+
     digests = dataset_digests(cells, data_dir)
+    splits = sorted({(c.dataset, c.n_train, c.n_test, c.n_val, c.data_seed) for c in cells}, key=str)
+    with warnings.catch_warnings():  # the cells themselves report the splits' caps
+        warnings.simplefilter("ignore")
+        for dataset, n_train, n_test, n_val, data_seed in splits:
+            make_splits(dataset, data_dir, n_train=n_train, n_test=n_test, n_val=n_val, data_seed=data_seed)
     todo = [c for c in cells if not is_done(c, out_dir, digests[c.dataset], c.hash in features)]
     if todo:
-        from harness.data import make_splits
-
-        splits = sorted({(c.dataset, c.n_train, c.n_test, c.n_val, c.data_seed) for c in todo}, key=str)
-        with warnings.catch_warnings():  # the cells themselves report the splits' caps
-            warnings.simplefilter("ignore")
-            for dataset, n_train, n_test, n_val, data_seed in splits:
-                make_splits(dataset, data_dir, n_train=n_train, n_test=n_test, n_val=n_val, data_seed=data_seed)
         for folder in (out_dir, cache_dir):
             check_writable(folder)
     return GridPlan(todo=todo, digests=digests)

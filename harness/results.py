@@ -88,6 +88,8 @@ def write_json_atomic(path: str | Path, payload: dict) -> Path:
 def check_writable(folder: str | Path) -> Path:
     """Create ``folder`` and write and delete a probe file in it: fail now, not after the training."""
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise Unwritable(f"cannot write to {folder}: it is a file, not a folder; choose another output location")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-probe.", suffix=".tmp"):
@@ -160,12 +162,13 @@ def read_record(path: str | Path) -> dict | None:
     path = Path(path)
     try:
         record = json.loads(path.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         why = f"not {'UTF-8' if isinstance(error, UnicodeDecodeError) else 'JSON'}"
     except OSError as error:  # e.g. a folder where the record should be, or no permission to read
-        raise BadResults(f"cannot read result record {path}: {error.strerror or error}") from error
+        raise BadResults(f"cannot read result record {path}: {error.strerror or error}; move it out of the way "
+                         "(or make it readable) and rerun") from error
     else:
         why = _problem(record)
         if why is None:
