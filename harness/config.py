@@ -142,7 +142,7 @@ def real_number(name: str, value: object) -> float:
 def cell_identity(config: CellConfig, data_digest: str) -> str:
     """What names a cell's record: sha256 of (canonical config, METHOD_VERSION, data digest), 16 hex.
 
-    ``data_digest`` is ``harness.data.data_digest`` of the cell's dataset: a record is never reused
+    ``data_digest`` is ``harness.data.dataset_digest`` of the cell's dataset: a record is never reused
     across versions of the data or of the method.
     """
     identity = json.dumps({"config": config.canonical_json(), "method_version": METHOD_VERSION,
