@@ -432,7 +432,8 @@ def load_source(kind: str, path: str | Path | None = None, metric: str = "best")
     path = Path(path) if path is not None else (PAPER_TABLES if kind == "paper" else RESULTS)
     hint = ("run `dvc repro` first (or give --results PATH)" if kind == "results"
             else "restore claims/paper_tables.csv")
-    table = read_csv(path, f"{kind} file", hint)  # missing, empty or not a CSV: one BadResults
+    numeric = ("level", "lr", "seed", "n_test", "best_test_f1", "selected_test_f1", "selected_val_f1", "table", "f1")
+    table = read_csv(path, f"{kind} file", hint, numeric=numeric)  # missing, empty, not a CSV: one BadResults
     frame = paper_frame(table, str(path)) if kind == "paper" else results_frame(table, metric, str(path))
     frame.attrs.setdefault("notes", [])
     frame.attrs.update(source=kind, path=str(path), metric=metric)

@@ -96,6 +96,9 @@ class CellConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise BadInput(f"{name} must be a positive number of examples, got {value}")
+        for name in ("seed", "data_seed"):  # numpy's and sklearn's seeds are unsigned 32-bit
+            if not 0 <= getattr(self, name) < 2**32:
+                raise BadInput(f"{name} must be in [0, 2**32), got {getattr(self, name)}")
 
     @property
     def corrupt_position(self) -> str:

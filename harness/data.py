@@ -202,7 +202,11 @@ def fetch_from_hub(name: str, data_dir: str | Path) -> Path:
 
     spec = dataset_spec(name)
     folder = Path(data_dir) / spec.name
-    loaded = datasets.load_dataset(spec.hub_id, spec.hub_config)
+    try:
+        loaded = datasets.load_dataset(spec.hub_id, spec.hub_config)
+    except OSError as error:  # offline, hub down, renamed: ConnectionError and friends are OSErrors
+        raise BadData(f"cannot download {spec.hub_id} from the Hugging Face hub ({error}); it needs internet "
+                      "(unset HF_DATASETS_OFFLINE), or restore the project's copy with `dvc pull`") from error
     for split, table in loaded.items():
         hub_names = getattr(table.features.get("label"), "names", None)
         if hub_names is not None and tuple(hub_names) != spec.label_names:

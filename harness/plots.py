@@ -219,9 +219,10 @@ def plots_cli(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile, args.params)
     results = Path(args.results)
     hint = "run `python -m harness aggregate` first"
-    summary = read_csv(results / "summary.csv", "summary table", hint, ["model", "dataset", "pooling", "mode", "position", "level", "best_f1_mean", "best_f1_std",
-                                                      "selected_f1_mean", "selected_f1_std", "majority_f1"])
-    cells = read_csv(results / "cells.csv", "cells table", hint, ["config_hash", "best_test_f1"])
+    numbers = ["level", "best_f1_mean", "best_f1_std", "selected_f1_mean", "selected_f1_std", "majority_f1"]
+    summary = read_csv(results / "summary.csv", "summary table", hint,
+                       ["model", "dataset", "pooling", "mode", "position", *numbers], numeric=numbers)
+    cells = read_csv(results / "cells.csv", "cells table", hint, ["config_hash", "best_test_f1"], numeric=["best_test_f1"])
     print(plot_f1_vs_level(summary, Path(args.out) / "f1_vs_level.png"))
     if profile.tsne is None:
         print(f"profile {profile.name!r} has no tsne entry: Figure 1 skipped", file=sys.stderr)

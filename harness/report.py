@@ -188,8 +188,10 @@ def build_report(results_dir: Path = Path("results"), paper_csv: Path = Path("cl
     cells_csv = results_dir / "cells.csv"
     hint = "run `dvc repro` (or `python -m harness aggregate`) first"
     cells = read_csv(cells_csv, "cells table", hint, ["identity", "model", "dataset", "status", "seed", "lr", "epochs",
-                                                      "pooling", "mode", "n_train", "n_test", "wall_s", "tokens_per_s"])
-    summary = read_csv(results_dir / "summary.csv", "summary table", hint)
+                                                      "pooling", "mode", "n_train", "n_test", "wall_s", "tokens_per_s"],
+                     numeric=["seed", "lr", "epochs", "n_train", "n_test", "wall_s", "tokens_per_s", "best_test_f1"])
+    summary = read_csv(results_dir / "summary.csv", "summary table", hint,
+                       numeric=["level", "n_corrupted", "n_layers", "best_f1_mean", "best_f1_std"])
     records = [r for r in (read_record(record_file(cells_dir or results_dir / "cells", i)) for i in cells["identity"]) if r]
     paper = read_csv(paper_csv, "paper tables", "restore claims/paper_tables.csv (`git checkout claims/paper_tables.csv`)")
 

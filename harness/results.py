@@ -192,8 +192,11 @@ def cell_record(config: CellConfig, data_digest: str, out_dir: str | Path = "res
     return record
 
 
-def read_csv(path: str | Path, what: str, hint: str, columns: Iterable[str] = ()):
-    """A results CSV (with ``columns``) as a DataFrame, or one ``BadResults`` naming the file and ``hint``."""
+def read_csv(path: str | Path, what: str, hint: str, columns: Iterable[str] = (), numeric: Iterable[str] = ()):
+    """A results CSV as a DataFrame, or one ``BadResults`` naming the file and ``hint`` (what to run).
+
+    ``columns`` must be present; ``numeric`` columns, where present, must hold numbers (or be empty).
+    """
     import pandas as pd
 
     path = Path(path)
@@ -208,6 +211,12 @@ def read_csv(path: str | Path, what: str, hint: str, columns: Iterable[str] = ()
         raise BadResults(f"{what} {path} lacks column(s) {missing} (it has {list(frame.columns)[:8]}): {hint}")
     if frame.empty:
         raise BadResults(f"{what} {path} has a header but no rows: {hint}")
+    for column in (c for c in numeric if c in frame.columns):
+        values = frame[column]
+        bad = values[pd.to_numeric(values, errors="coerce").isna() & values.notna()]
+        if len(bad):
+            raise BadResults(f"{what} {path}: column {column!r} must hold numbers, got {bad.iloc[0]!r} on line "
+                             f"{bad.index[0] + 2}: {hint}")
     return frame
 
 

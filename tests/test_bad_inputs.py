@@ -10,8 +10,8 @@ After every case the pre-existing good records and tables are byte-identical.
 
 from __future__ import annotations
 
-import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -126,6 +126,12 @@ def break_record(content: bytes) -> Callable[[Path], None]:
     return lambda world: one_cell_record(world).write_bytes(content)
 
 
+def text_in_a_score(world: Path) -> None:
+    """cells.csv with one best_test_f1 that is not a number."""
+    table = (world / "results" / "cells.csv").read_text()
+    (world / "scores.csv").write_text(re.sub(r",ok,[0-9.]+,", ",ok,abc,", table, count=1))
+
+
 @dataclass(frozen=True)
 class Case:
     argv: tuple[str, ...]  # after `python -m harness`, or after `pytest claims/` for tool "pytest"
@@ -163,6 +169,10 @@ CASES = {
     "cell: epochs 3.0": Case(("cell", *TINY, "--epochs", "3.0"), CODE["input"], "epochs must be a whole number (an integer such as 3), got 3.0"),
     "cell: epochs three": Case(("cell", *TINY, "--epochs", "three"), CODE["input"], "got 'three'"),
     "cell: n_train 0": Case(("cell", *TINY, "--n-train", "0"), CODE["input"], "n_train must be a positive number"),
+    "cell: negative seed": Case(("cell", *TINY, "--seed=-1"), CODE["input"], "seed must be in [0, 2**32)"),
+    "cell: n_test beyond the data": Case(("cell", *TINY, "--n-test", "100000000"), CODE["input"], "too few rows to train on"),
+    "cell: text labels": Case(("cell", *TINY), CODE["data"], "labels must be integer ids",
+                              rewrite_parquet(lambda f: f.assign(label=f["label"].astype(str)))),
     "cell: missing data folder": Case(("cell", *TINY, "--data-dir", "no-data"), CODE["data"], "dvc pull"),
     "cell: labels out of range": Case(("cell", *TINY), CODE["data"], "labels must be in [0, 2)",
                                       rewrite_parquet(lambda f: f.assign(label=f["label"] + 5))),
@@ -209,6 +219,9 @@ CASES = {
     # --- pytest claims/
     "claims: binary results": Case(("--results", "results.bin"), CODE["pytest usage"], "results.bin",
                                    break_file("results.bin", bytes(range(256)) * 4), tool="pytest", subprocess=True),
+    "claims: text in a score column": Case(("--results", "scores.csv"), CODE["pytest usage"],
+                                           "column 'best_test_f1' must hold numbers, got 'abc'", text_in_a_score,
+                                           tool="pytest", subprocess=True),
     "claims: headerless results": Case(("--results", "numbers.csv"), CODE["pytest usage"], "lacks column",
                                        break_file("numbers.csv", b"1,2,3\n4,5,6\n"), tool="pytest", subprocess=True),
 }
