@@ -3,9 +3,9 @@
 A cell's record is ``<out_dir>/<identity>.json``, the identity covering its config, the method's
 version and the digest of its data (``harness.config.cell_identity``). A cell whose record exists is
 never recomputed; one being computed by another process (its lock is held) is left to it; a run
-that fails on bad input writes nothing, so a good result is never overwritten. Everything a cell
-could fail on late (the data files, an output folder that cannot be written) is checked before the
-model is loaded. Scores are percentages, as in the paper:
+that fails on bad input writes nothing, so a good result is never overwritten. What a cell could
+fail on late is checked first: the output folders can be written (before anything is loaded) and
+the data files are read and checked (before the training). Scores are percentages, as in the paper:
 
 * ``best_test_f1``: the paper's selection (Section 4.2, "we test every epoch and choose the best");
 * ``selected_test_f1``: the honest one: the epoch with the best validation F1, scored on test;
