@@ -28,6 +28,7 @@ from harness.claims import (ClaimVerdict, Comparison, Finding, aggregate, evalua
                             load_source, verdicts_document)
 from harness.convergence import diagnose, under_trained_slices
 from harness.decision import Verdict
+from harness.results import check_writable, write_text_atomic
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -78,6 +79,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     try:
         frame = load_source(source, path, metric)
         diagnosis = _convergence(source, frame.attrs["path"])
+        if config.getoption("verdicts_out"):  # fail now, not after every test has run
+            check_writable(Path(config.getoption("verdicts_out")).parent)
     except BadInput as error:
         raise pytest.UsageError(str(error)) from None
     comparisons = evaluate_claims(frame, source, under_trained=under_trained_slices(diagnosis))
@@ -138,8 +141,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     document = verdicts_document(state.comparisons, source=state.source, path=state.path, metric=state.metric,
                                  findings=state.findings, notes=state.notes, convergence=state.convergence)
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(json.dumps(document, indent=1, default=str) + "\n")
+    write_text_atomic(out, json.dumps(document, indent=1, default=str) + "\n")
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

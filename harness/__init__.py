@@ -3,10 +3,46 @@
 Modules follow the paper's method section: ``corrupt`` (Section 3), ``models`` and ``data``
 (Section 4.1), ``train`` (Section 4 protocol), ``cell`` (one experiment), ``grid`` (Tables 2-5),
 ``aggregate``/``plots``/``report`` (results), ``claims`` (the paper's findings as verdicts).
+
+Expected failures are the classes below: the command line prints their message as one
+``error:`` line and exits with their ``exit_code`` (``python -m harness --help`` lists the codes).
+Anything else is a bug and keeps its traceback.
 """
 
 __version__ = "0.1.0"
 
 
 class BadInput(ValueError):
-    """A user-facing configuration or data error: the CLI prints its message and exits 2."""
+    """A bad configuration: command-line value, cell config or params.yaml (exit 2)."""
+
+    exit_code = 2
+
+
+class BadData(BadInput):
+    """A data file that is missing, unreadable or invalid (wrong columns, labels out of range) (exit 4)."""
+
+    exit_code = 4
+
+
+class Unwritable(BadInput):
+    """An output (file or folder) that cannot be written (exit 5)."""
+
+    exit_code = 5
+
+
+class BadResults(BadInput):
+    """A results file (records, cells.csv, summary.csv, a --results CSV) missing or unreadable (exit 6)."""
+
+    exit_code = 6
+
+
+# (exit code, meaning) as the command line's --help and the README list them
+EXIT_CODES = (
+    (0, "success"),
+    (1, "unexpected error (a bug: the traceback is printed; please report it)"),
+    (2, "bad input: a command-line value, cell config or params.yaml"),
+    (3, "the cell ran but diverged (non-finite loss); its record is written with status 'diverged'"),
+    (BadData.exit_code, "data files missing, unreadable or invalid (`dvc pull` / `dvc checkout data`)"),
+    (Unwritable.exit_code, "an output file or folder cannot be written"),
+    (BadResults.exit_code, "a results file is missing or unreadable (run the step that writes it)"),
+)

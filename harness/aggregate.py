@@ -1,7 +1,8 @@
 """A profile's result records as tables: one row per cell, and the paper's per-setting summary.
 
-* ``results/cells.csv``: one row per cell of the profile (records of other profiles that share
-  ``results/cells/`` are left out: only the profile's own config hashes are read).
+* ``results/cells.csv``: one row per cell of the profile (records of other profiles, method
+  versions or data versions that share ``results/cells/`` are left out: only the profile's own
+  cell identities are read, see ``harness.results.cell_record``).
 * ``results/summary.csv`` and the DVC metrics ``results/summary.json``: for every slice (model,
   dataset, pooling, mode) and corruption setting, the mean and standard deviation over seeds at two
   learning-rate choices, both made by ``choose_lr``, the one selection rule that tables, plots,
@@ -21,19 +22,20 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from dataclasses import dataclass
 
 import pandas as pd
 
-from harness import BadInput
+from harness import BadInput, BadResults
 from harness.config import CellConfig
-from harness.results import read_record
+from harness.results import RecordWarning, cell_record, check_writable, write_text_atomic
 
 CELL_COLUMNS = [
-    "config_hash", "model", "dataset", "position", "level", "n_corrupted", "n_layers", "fraction", "pooling", "mode",
+    "config_hash", "identity", "model", "dataset", "position", "level", "n_corrupted", "n_layers", "fraction", "pooling", "mode",
     "lr", "epochs", "seed", "data_seed", "n_train", "n_test", "status", "best_test_f1", "best_epoch",
     "selected_test_f1", "selected_val_f1", "selected_epoch", "majority_f1", "final_test_f1", "tokens_per_s", "wall_s",
     # what the convergence diagnostic reads (harness.convergence): the validation curve's end
@@ -50,7 +52,7 @@ def cell_row(record: dict) -> dict:
     config = record["config"]
     row = {key: config[key] for key in ("model", "dataset", "position", "fraction", "pooling", "mode", "lr", "epochs",
                                          "seed", "data_seed")}
-    row.update({key: record[key] for key in ("config_hash", "level", "n_corrupted", "n_layers", "status",
+    row.update({key: record[key] for key in ("config_hash", "identity", "level", "n_corrupted", "n_layers", "status",
                                              "best_test_f1", "best_epoch", "selected_test_f1", "selected_val_f1",
                                              "selected_epoch", "majority_f1", "final_test_f1", "tokens_per_s",
                                              "wall_s")})
@@ -62,15 +64,28 @@ def cell_row(record: dict) -> dict:
     return row
 
 
-def read_cells(cells: Sequence[CellConfig], cells_dir: str | Path = "results/cells") -> tuple[pd.DataFrame, list[CellConfig]]:
-    """cells.csv's table for ``cells``, and the cells that have no record yet."""
+def _row_or_none(record: dict, cells_dir: str | Path) -> dict | None:
+    try:
+        return cell_row(record)
+    except (KeyError, TypeError) as error:  # a record of another layout is as missing as a torn one
+        warnings.warn(f"the record of cell {record['identity']} in {cells_dir} lacks {error}: counted as missing",
+                      RecordWarning, stacklevel=3)
+        return None
+
+
+def read_cells(cells: Sequence[CellConfig], cells_dir: str | Path, digests: Mapping[str, str]) -> tuple[pd.DataFrame, list[CellConfig]]:
+    """cells.csv's table for ``cells``, and the cells that have no (usable) record yet.
+
+    ``digests``: dataset -> the digest of its files (``harness.grid.dataset_digests``).
+    """
     rows, missing = [], []
     for config in cells:
-        record = read_record(Path(cells_dir) / f"{config.hash}.json")
-        if record is None or record.get("config_hash") != config.hash:
+        record = cell_record(config, digests[config.dataset], cells_dir)
+        row = _row_or_none(record, cells_dir) if record is not None else None
+        if row is None:
             missing.append(config)
         else:
-            rows.append(cell_row(record))
+            rows.append(row)
     return pd.DataFrame(rows, columns=CELL_COLUMNS), missing
 
 
@@ -171,23 +186,23 @@ def metrics(profile: str, cells: pd.DataFrame, summary: pd.DataFrame, n_expected
     return result
 
 
-def aggregate(profile_name: str, cells: Sequence[CellConfig], cells_dir: str | Path = "results/cells",
-              out_dir: str | Path = "results") -> pd.DataFrame:
+def aggregate(profile_name: str, cells: Sequence[CellConfig], cells_dir: str | Path, out_dir: str | Path,
+              digests: Mapping[str, str]) -> pd.DataFrame:
     """Write cells.csv, summary.csv, summary.json and f1_by_level.csv for ``cells``; return the summary."""
-    frame, missing = read_cells(cells, cells_dir)
+    check_writable(out_dir)
+    frame, missing = read_cells(cells, cells_dir, digests)
     if frame.empty:
-        raise BadInput(f"no result records of profile {profile_name!r} in {cells_dir}: "
-                       f"run `python -m harness grid --profile {profile_name}` first")
+        raise BadResults(f"no result records of profile {profile_name!r} in {cells_dir} (for this method version "
+                         f"and data): run `python -m harness grid --profile {profile_name}` first")
     if missing:
         print(f"warning: {len(missing)} of {len(cells)} cells of profile {profile_name!r} have no record yet; "
               "the summary covers the others", file=sys.stderr)
     summary = summarise(frame)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(out / "cells.csv", index=False, float_format="%.6g")
-    summary.to_csv(out / "summary.csv", index=False, float_format="%.6g")
-    level_curves(summary).to_csv(out / "f1_by_level.csv", index=False, float_format="%.6g")
-    (out / "summary.json").write_text(json.dumps(metrics(profile_name, frame, summary, len(cells)), indent=1) + "\n")
+    write_text_atomic(out / "cells.csv", frame.to_csv(index=False, float_format="%.6g"))
+    write_text_atomic(out / "summary.csv", summary.to_csv(index=False, float_format="%.6g"))
+    write_text_atomic(out / "f1_by_level.csv", level_curves(summary).to_csv(index=False, float_format="%.6g"))
+    write_text_atomic(out / "summary.json", json.dumps(metrics(profile_name, frame, summary, len(cells)), indent=1) + "\n")
     return summary
 
 
@@ -199,13 +214,15 @@ def add_cli(subparsers) -> None:
     p.add_argument("--params", default="params.yaml")
     p.add_argument("--cells", default="results/cells", help="folder of the result records (default: %(default)s)")
     p.add_argument("--out", default="results", help="folder for the tables (default: %(default)s)")
+    p.add_argument("--data-dir", default="data", help="the data the cells read (part of their identity)")
     p.set_defaults(func=aggregate_cli)
 
 
 def aggregate_cli(args: argparse.Namespace) -> int:
-    from harness.grid import expand, load_profile
+    from harness.grid import dataset_digests, expand, load_profile
 
     profile = load_profile(args.profile, args.params)
-    summary = aggregate(profile.name, expand(profile), args.cells, args.out)
+    cells = expand(profile)
+    summary = aggregate(profile.name, cells, args.cells, args.out, dataset_digests(cells, args.data_dir))
     print(f"profile {profile.name}: {len(summary)} settings summarised in {args.out}", file=sys.stderr)
     return 0

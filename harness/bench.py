@@ -680,10 +680,9 @@ def generate_performance_md(bench_json: str | Path | dict, out: str | Path = "do
         "~40 on SST-2): raise `--n-train` (e.g. 2000) to compare F1.",
         "",
     ]
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines))
-    return path
+    from harness.results import write_text_atomic
+
+    return write_text_atomic(out, "\n".join(lines))
 
 
 # ---------------------------------------------------------------- estimate: wall time of a profile

@@ -1,8 +1,11 @@
 """One experiment cell: data -> model -> corrupt -> train -> evaluate -> one result record.
 
-A cell's identity is its config hash: ``<out_dir>/<hash>.json``. A cell whose record exists is
-never recomputed, and a run that fails on bad input writes nothing, so a good result is never
-overwritten. Scores are percentages, as in the paper:
+A cell's record is ``<out_dir>/<identity>.json``, the identity covering its config, the method's
+version and the digest of its data (``harness.config.cell_identity``). A cell whose record exists is
+never recomputed; one being computed by another process (its lock is held) is left to it; a run
+that fails on bad input writes nothing, so a good result is never overwritten. What a cell could
+fail on late is checked first: the output folders can be written (before anything is loaded) and
+the data files are read and checked (before the training). Scores are percentages, as in the paper:
 
 * ``best_test_f1``: the paper's selection (Section 4.2, "we test every epoch and choose the best");
 * ``selected_test_f1``: the honest one: the epoch with the best validation F1, scored on test;
@@ -12,26 +15,21 @@ overwritten. Scores are percentages, as in the paper:
 
 from __future__ import annotations
 
-import os
 import resource
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from harness.config import CellConfig
+from harness.config import METHOD_VERSION, CellConfig, cell_identity
 from harness.corrupt import corrupt, encoder_layers, layers_to_corrupt
-from harness.data import PreparedData, dataset_spec, prepare
+from harness.data import PreparedData, dataset_digest, dataset_spec, prepare
 from harness.models import load_classifier
 from harness.precision import detect_hardware
-from harness.results import features_path, read_record, versions, write_json_atomic
+from harness.results import (cell_record, check_writable, claim, features_path, record_path as identity_path, versions,
+                             write_atomic, write_json_atomic)
 from harness.train import TrainOutcome, TrainSettings, body_vectors, majority_scores, train_and_evaluate
-
-
-def result_path(config: CellConfig, out_dir: str | Path) -> Path:
-    return Path(out_dir) / f"{config.hash}.json"
 
 
 def default_device() -> torch.device:
@@ -69,10 +67,15 @@ def summarise(config: CellConfig, outcome: TrainOutcome, majority_f1: float) -> 
 
 
 def _save_features(path: Path, vectors: torch.Tensor, labels: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as handle:
-        np.savez(handle, features=vectors.cpu().numpy().astype(np.float32), labels=labels)
-    os.replace(handle.name, path)
+    features = vectors.cpu().numpy().astype(np.float32)
+    write_atomic(path, lambda handle: np.savez(handle, features=features, labels=labels))
+
+
+def _finished(config: CellConfig, data_digest: str, path: Path, save_features: bool) -> dict | None:
+    record = cell_record(config, data_digest, path=path)
+    if record is not None and (not save_features or features_path(path).exists()):
+        return record
+    return None
 
 
 def run_cell(
@@ -82,23 +85,42 @@ def run_cell(
     data_dir: str | Path = "data",
     cache_dir: str | Path = "cache/tokens",
     record_path: str | Path | None = None,
+    data_digest: str | None = None,
     save_features: bool = False,
     progress: bool = True,
     device: torch.device | None = None,
-) -> dict:
-    """Run one cell (or return its existing record) and write ``<out_dir>/<hash>.json``.
+    wait: bool = True,
+) -> dict | None:
+    """Run one cell (or return its existing record) and write ``<out_dir>/<identity>.json``.
 
     ``record_path`` names the record file instead (``python -m harness cell --out r.json``).
+    ``data_digest``: ``dataset_digest(config.dataset, data_dir)``, computed here unless given (a grid
+    computes it once per dataset). While it computes, the cell holds its lock; if another process
+    holds it, this one waits for that run's record (``wait``) or returns None at once.
     """
-    path = Path(record_path) if record_path is not None else result_path(config, out_dir)
-    existing = read_record(path)
-    if existing is not None and existing.get("config_hash") == config.hash:
-        if not save_features or features_path(path).exists():
-            return existing
+    spec = dataset_spec(config.dataset)  # fail on an unknown dataset before anything else
+    data_digest = data_digest or dataset_digest(config.dataset, data_dir)
+    path = Path(record_path) if record_path is not None else identity_path(config, out_dir, data_digest)
+    if (existing := _finished(config, data_digest, path, save_features)) is not None:
+        return existing
+    for folder in (path.parent, cache_dir):  # fail now, not after the training
+        check_writable(folder)
+    lock = claim(path, wait=wait)
+    if lock is None:
+        return None
+    try:
+        if (existing := _finished(config, data_digest, path, save_features)) is not None:
+            return existing  # the run that held the lock has just written it
+        return _compute(config, spec, data_digest, path, data_dir=data_dir, cache_dir=cache_dir,
+                        save_features=save_features, progress=progress, device=device or default_device())
+    finally:
+        lock.release()
 
-    device = device or default_device()
+
+def _compute(config: CellConfig, spec, data_digest: str, path: Path, *, data_dir: str | Path, cache_dir: str | Path,
+             save_features: bool, progress: bool, device: torch.device) -> dict:
+    """Load, prepare (the data files are read and checked here), corrupt, train, evaluate, write."""
     started = time.perf_counter()
-    spec = dataset_spec(config.dataset)  # fail on an unknown dataset before loading a model
     model, tokenizer = load_classifier(config.model, spec.num_labels, seed=config.seed)
     data: PreparedData = prepare(
         config.dataset, tokenizer, data_dir=data_dir, n_train=config.n_train, n_test=config.n_test,
@@ -121,6 +143,9 @@ def run_cell(
     record = {
         "config": config.to_dict(),
         "config_hash": config.hash,
+        "identity": cell_identity(config, data_digest),
+        "method_version": METHOD_VERSION,
+        "data_digest": data_digest,
         **summarise(config, outcome, majority),
         "divergence": outcome.divergence,
         "epochs": [e.as_record() for e in outcome.epochs],

@@ -42,6 +42,7 @@ import pandas as pd
 from harness import BadInput
 from harness.decision import (DEFAULT_RULE, DecisionRule, StratumVerdict, Verdict, decide, resampled_p_values,
                               stratum_verdict, weakest)
+from harness.results import read_csv
 
 REPO = Path(__file__).resolve().parent.parent
 PAPER_TABLES = REPO / "claims" / "paper_tables.csv"
@@ -455,18 +456,10 @@ def load_source(kind: str, path: str | Path | None = None, metric: str = "best")
     if kind not in SOURCES:
         raise BadInput(f"source must be one of {SOURCES}, got {kind!r}")
     path = Path(path) if path is not None else (PAPER_TABLES if kind == "paper" else RESULTS)
-    if not path.is_file():
-        hint = ("run `dvc repro` first (or give --results PATH)" if kind == "results"
-                else "restore claims/paper_tables.csv")
-        raise BadInput(f"{kind} file {path} not found: {hint}")
-    try:
-        table = pd.read_csv(path)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise BadInput(f"{kind} file {path} is not a readable CSV table ({type(error).__name__}: "
-                       f"{str(error).splitlines()[0] if str(error) else 'empty'}): regenerate it "
-                       f"({'`dvc repro`' if kind == 'results' else 'restore claims/paper_tables.csv'})") from None
-    if table.empty:
-        raise BadInput(f"{kind} file {path} has no rows: run the grid (`dvc repro`) first")
+    hint = ("run `dvc repro` first (or give --results PATH)" if kind == "results"
+            else "restore claims/paper_tables.csv")
+    numeric = ("level", "lr", "seed", "n_test", "best_test_f1", "selected_test_f1", "selected_val_f1", "table", "f1")
+    table = read_csv(path, f"{kind} file", hint, numeric=numeric)  # missing, empty, not a CSV: one BadResults
     frame = paper_frame(table, str(path)) if kind == "paper" else results_frame(table, metric, str(path))
     frame.attrs.setdefault("notes", [])
     frame.attrs.update(source=kind, path=str(path), metric=metric)

@@ -1,19 +1,44 @@
 """``python -m harness <verb>``: one command line for every step of the benchmark.
 
-Each step's module registers its own verb (``add_cli``); bad input (``BadInput``) prints one
-line and exits 2 without touching existing results.
+Each step's module registers its own verb (``add_cli``). Every expected failure (bad input, bad
+data, an output that cannot be written, unreadable results) prints one ``error:`` line and exits
+with its own code (``EXIT_CODES``) without touching existing results; warnings print one line each.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import numbers
 import sys
+import warnings
+from fractions import Fraction
 from importlib import import_module
 
-from harness import BadInput
+from harness import EXIT_CODES, BadInput
 
 VERB_MODULES = ("harness.grid", "harness.aggregate", "harness.plots", "harness.report", "harness.bench", "harness.data")
+EPILOG = "exit codes:\n" + "\n".join(f"  {code}  {meaning}" for code, meaning in EXIT_CODES)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one ``error:`` line (exit 2) like every other failure."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+def cli_number(text: str) -> int | float | Fraction | str:
+    """A command-line number as what it is (3 -> int, 3.0 -> float, 1/3 -> Fraction), else the text.
+
+    ``CellConfig`` then judges it, so ``--epochs 3.0`` gets the same message as ``epochs: 3.0`` in params.yaml.
+    """
+    for kind in (int, float, Fraction):
+        try:
+            return kind(text)
+        except (ValueError, ZeroDivisionError):
+            pass
+    return text
 
 
 
@@ -29,18 +54,20 @@ def add_cell_cli(subparsers) -> None:
                    "twitter_financial_news_topic mrpc rte (default: %(default)s)")
     p.add_argument("--position", default=None, choices=["bottom", "top", "none", "all"],
                    help="which end of the encoder to corrupt (needed when 0 < fraction < 1)")
-    p.add_argument("--fraction", type=float, default=0.0, help="share of encoder layers to corrupt: 0 = clean, 1 = all")
+    p.add_argument("--fraction", type=cli_number, default=0.0,
+                   help="share of encoder layers to corrupt (0.5 or 1/3): 0 = clean, 1 = all")
     p.add_argument("--pooling", default=defaults.pooling, choices=["cls", "mean"])
     p.add_argument("--mode", default=defaults.mode, choices=["full", "probe"], help="full fine-tuning or linear probe")
-    p.add_argument("--lr", type=float, default=defaults.lr)
-    p.add_argument("--epochs", type=int, default=defaults.epochs)
-    p.add_argument("--seed", type=int, default=defaults.seed)
-    p.add_argument("--data-seed", type=int, default=defaults.data_seed)
-    p.add_argument("--n-train", type=int, default=None, help="training examples (default: the paper's Table 1 size)")
-    p.add_argument("--n-test", type=int, default=None)
-    p.add_argument("--n-val", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    p.add_argument("--max-length", type=int, default=defaults.max_length)
+    # Numbers are parsed as what they look like and checked by CellConfig, as params.yaml's are.
+    p.add_argument("--lr", type=cli_number, default=defaults.lr)
+    p.add_argument("--epochs", type=cli_number, default=defaults.epochs)
+    p.add_argument("--seed", type=cli_number, default=defaults.seed)
+    p.add_argument("--data-seed", type=cli_number, default=defaults.data_seed)
+    p.add_argument("--n-train", type=cli_number, default=None, help="training examples (default: the paper's Table 1 size)")
+    p.add_argument("--n-test", type=cli_number, default=None)
+    p.add_argument("--n-val", type=cli_number, default=None)
+    p.add_argument("--batch-size", type=cli_number, default=defaults.batch_size)
+    p.add_argument("--max-length", type=cli_number, default=defaults.max_length)
     p.add_argument("--init", default=defaults.init, help="kaiming_uniform (default), kaiming_uniform_a0, normal_0.02")
     p.add_argument("--scope", default=defaults.scope, help="encoder (default), encoder+embeddings, encoder+pooler, ...")
     p.add_argument("--rounding", default=None, choices=["floor", "ceil", "nearest"],
@@ -51,7 +78,7 @@ def add_cell_cli(subparsers) -> None:
                    help="feed the pooled vector straight to the classifier, skipping BERT's pooler")
     p.add_argument("--data-dir", default="data")
     p.add_argument("--cache-dir", default="cache/tokens")
-    p.add_argument("--out", default=None, help="record file (default: results/cells/<config hash>.json)")
+    p.add_argument("--out", default=None, help="record file (default: results/cells/<cell identity>.json)")
     p.add_argument("--save-features", action="store_true", help="also save the test set's fine-tuned feature vectors")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--no-progress", action="store_true")
@@ -65,7 +92,8 @@ def run_cell_cli(args: argparse.Namespace) -> int:
     from harness.config import CellConfig
     from harness.precision import resolve_precision
 
-    if 0 < args.fraction < 1 and args.position in (None, "none", "all"):
+    partial = isinstance(args.fraction, numbers.Real) and 0 < args.fraction < 1
+    if partial and args.position in (None, "none", "all"):
         raise BadInput(f"--fraction {args.fraction} needs --position bottom or --position top")
     config = CellConfig(
         model=args.model, dataset=args.dataset, position=args.position or "none", fraction=args.fraction,
@@ -78,7 +106,7 @@ def run_cell_cli(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     record = run_cell(config, record_path=args.out, data_dir=args.data_dir, cache_dir=args.cache_dir,
                       save_features=args.save_features, progress=not args.no_progress)
-    summary = {k: record[k] for k in ("config_hash", "status", "best_test_f1", "selected_test_f1", "majority_f1",
+    summary = {k: record[k] for k in ("identity", "config_hash", "status", "best_test_f1", "selected_test_f1", "majority_f1",
                                       "level", "tokens_per_s", "wall_s")}
     print(json.dumps(summary))
     if record["status"] == "diverged":
@@ -110,11 +138,37 @@ def run_corrupt_cli(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_method_digest_cli(subparsers) -> None:
+    p = subparsers.add_parser("method-digest", help="print the digest of the method's code (see METHOD_VERSION)",
+                              description="Print the digest of the method modules' code (comments and docstrings "
+                                          "excluded). After changing them: bump METHOD_VERSION in harness/config.py "
+                                          "if results can change, then run this with --write.")
+    p.add_argument("--write", action="store_true",
+                   help="record the digest for the current METHOD_VERSION in harness/method_digests.json")
+    p.set_defaults(func=run_method_digest_cli)
+
+
+def run_method_digest_cli(args: argparse.Namespace) -> int:
+    from harness.config import METHOD_DIGESTS, METHOD_VERSION, method_digest, stored_method_digests
+    from harness.results import write_text_atomic
+
+    digest, stored = method_digest(), stored_method_digests()
+    if args.write:
+        write_text_atomic(METHOD_DIGESTS, json.dumps({**stored, METHOD_VERSION: digest}, indent=1) + "\n")
+        stored = stored_method_digests()
+    print(digest)
+    state = "recorded" if stored.get(METHOD_VERSION) == digest else "NOT recorded (run with --write)"
+    print(f"METHOD_VERSION {METHOD_VERSION}: digest {digest} {state} in {METHOD_DIGESTS}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__.splitlines()[0])
+    parser = Parser(prog="python -m harness", description=__doc__.splitlines()[0], epilog=EPILOG,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     subparsers = parser.add_subparsers(dest="verb", required=True)
     add_cell_cli(subparsers)
     add_corrupt_cli(subparsers)
+    add_method_digest_cli(subparsers)
     for module_name in VERB_MODULES:
         module = import_module(module_name)
         if hasattr(module, "add_cli"):
@@ -122,19 +176,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(message: object) -> str:
+    return " ".join(str(message).split())
+
+
+def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {_one_line(message)}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit:  # --help, or a usage error already printed as one line
+        return exit.code
     from harness.models import quiet_transformers
 
     quiet_transformers()
     try:
-        return args.func(args)
-    except BadInput as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        with warnings.catch_warnings():  # restores the caller's warning display on the way out
+            warnings.showwarning = _print_warning
+            return args.func(args)
+    except BadInput as error:  # and its kinds: BadData, Unwritable, BadResults
+        print(f"error: {_one_line(error)}", file=sys.stderr)
+        return error.exit_code
     except FileNotFoundError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        print(f"error: {_one_line(error)}", file=sys.stderr)
+        return BadInput.exit_code
     except BrokenPipeError:  # e.g. `grid --list | head`: the reader left; stop quietly, as coreutils do
         sys.stderr.close()
         return 0

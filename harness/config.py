@@ -1,12 +1,32 @@
-"""The identity of one experiment cell: a small frozen config whose hash names its result file."""
+"""The identity of one experiment cell: a small frozen config, the method's version and the data.
+
+A cell's *identity* (``cell_identity``), which names its result record, is the sha256 of three
+things: the config's canonical JSON (every field, numbers normalised: ``fraction=0`` and ``0.0``
+are one cell), ``METHOD_VERSION`` (the code that turns a config into numbers) and the digest of
+the dataset files the cell reads. How the cell is run (workers, threads, paths) is not part of it.
+"""
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
+import numbers
 from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 
 from harness import BadInput
+
+# Bump when a change to the method's code can change a cell's numbers: every cell then gets a new
+# identity and is recomputed. tests/test_method_version.py fails when the method modules change
+# while METHOD_VERSION stays; `python -m harness method-digest --write` records the new state.
+METHOD_VERSION = "2"
+METHOD_MODULES = ("corrupt.py", "models.py", "train.py", "optim.py", "data.py", "cell.py", "config.py")
+METHOD_DIGESTS = Path(__file__).with_name("method_digests.json")  # METHOD_VERSION -> digest of METHOD_MODULES
+
+INT_FIELDS = ("epochs", "seed", "data_seed", "n_train", "n_test", "n_val", "batch_size", "max_length")
+OPTIONAL_INT_FIELDS = ("n_train", "n_test", "n_val")  # None: the dataset's default size
+FLOAT_FIELDS = ("fraction", "lr")
 
 SETTINGS = ("none", "bottom", "top", "all")  # none = clean (0%), all = 100% corruption
 POOLINGS = ("cls", "mean")
@@ -46,12 +66,22 @@ class CellConfig:
     pooler: bool = True
 
     def __post_init__(self) -> None:
+        for name in INT_FIELDS:  # before anything compares them: 3.0 or "3" must not pass as 3
+            value = getattr(self, name)
+            if not (value is None and name in OPTIONAL_INT_FIELDS):
+                object.__setattr__(self, name, whole_number(name, value))
+        for name in FLOAT_FIELDS:
+            object.__setattr__(self, name, real_number(name, getattr(self, name)))
+        for name in ("model", "dataset", "init", "scope") + (("rounding",) if self.rounding is not None else ()):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise BadInput(f"{name} must be a name (a non-empty string), got {getattr(self, name)!r}")
         if not 0.0 <= self.fraction <= 1.0:
             raise BadInput(f"fraction must be in [0, 1], got {self.fraction}")
         if self.position not in SETTINGS:
             raise BadInput(f"position must be one of {SETTINGS}, got {self.position!r}")
         if self.fraction == 0.0:
             object.__setattr__(self, "position", "none")
+            object.__setattr__(self, "fraction", 0.0)  # not -0.0, which JSON spells differently
         elif self.fraction == 1.0:
             object.__setattr__(self, "position", "all")
         elif self.position in ("none", "all"):
@@ -61,14 +91,19 @@ class CellConfig:
                                      ("precision", self.precision, PRECISIONS)):
             if value not in allowed:
                 raise BadInput(f"{name} must be one of {allowed}, got {value!r}")
-        if not (self.lr > 0 and self.epochs >= 1 and self.batch_size >= 1 and self.max_length >= 8):
-            raise BadInput("lr must be > 0, epochs >= 1, batch_size >= 1 and max_length >= 8")
+        for name, ok, rule in (("lr", self.lr > 0, "> 0"), ("epochs", self.epochs >= 1, ">= 1"),
+                               ("batch_size", self.batch_size >= 1, ">= 1"), ("max_length", self.max_length >= 8, ">= 8")):
+            if not ok:
+                raise BadInput(f"{name} must be {rule}, got {getattr(self, name)!r}")
         if not isinstance(self.pooler, bool):
             raise BadInput(f"pooler must be true or false, got {self.pooler!r}")
         for name in ("n_train", "n_test", "n_val"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise BadInput(f"{name} must be a positive number of examples, got {value}")
+        for name in ("seed", "data_seed"):  # numpy's and sklearn's seeds are unsigned 32-bit
+            if not 0 <= getattr(self, name) < 2**32:
+                raise BadInput(f"{name} must be in [0, 2**32), got {getattr(self, name)}")
 
     @property
     def corrupt_position(self) -> str:
@@ -89,8 +124,61 @@ class CellConfig:
     def with_(self, **changes) -> "CellConfig":
         return replace(self, **changes)
 
+    def canonical_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
     @property
     def hash(self) -> str:
-        """Identity of the experiment: sha256 of the canonical JSON of every field (16 hex)."""
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        """The config alone: sha256 of the canonical JSON of every field (16 hex); see ``cell_identity``."""
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+
+
+def whole_number(name: str, value: object) -> int:
+    """``value`` as an int if it is one (numpy ints too); 3.0, "3" and True are refused."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    raise BadInput(f"{name} must be a whole number (an integer such as 3), got {value!r}")
+
+
+def real_number(name: str, value: object) -> float:
+    """``value`` as a float if it is a real number (int, float, Fraction, numpy); text and True are refused."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    raise BadInput(f"{name} must be a number, got {value!r}")
+
+
+def cell_identity(config: CellConfig, data_digest: str) -> str:
+    """What names a cell's record: sha256 of (canonical config, METHOD_VERSION, data digest), 16 hex.
+
+    ``data_digest`` is ``harness.data.dataset_digest`` of the cell's dataset: a record is never reused
+    across versions of the data or of the method.
+    """
+    identity = json.dumps({"config": config.canonical_json(), "method_version": METHOD_VERSION,
+                           "data": data_digest}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(identity.encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- the method's code, for METHOD_VERSION
+
+
+def _without_docstrings(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+def method_digest(folder: Path = Path(__file__).parent) -> str:
+    """sha256 of the method modules' syntax trees: comments, docstrings and layout do not count."""
+    digest = hashlib.sha256()
+    for name in METHOD_MODULES:
+        tree = _without_docstrings(ast.parse((folder / name).read_text(encoding="utf-8")))
+        digest.update(name.encode() + b"\0" + ast.dump(tree).encode() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def stored_method_digests(path: Path = METHOD_DIGESTS) -> dict[str, str]:
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}

@@ -126,7 +126,7 @@ def encoder_layers(model: nn.Module) -> nn.ModuleList:
     return model.base_model.get_submodule(layers_path)
 
 
-def _parse_scope(scope: str) -> set[str]:
+def parse_scope(scope: str) -> set[str]:
     parts = set(scope.split("+"))
     if "encoder" not in parts or not parts <= set(SCOPE_PARTS):
         raise BadInput(
@@ -174,7 +174,7 @@ def corrupt(
     device: values are drawn on the CPU and copied into place.
     """
     initialise = _initialiser(init)
-    parts = _parse_scope(scope)
+    parts = parse_scope(scope)
     layer_ids = layers_to_corrupt(len(encoder_layers(model)), position, fraction, rounding)
 
     reset: list[str] = []

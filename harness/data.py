@@ -37,11 +37,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-import tempfile
 import warnings
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -50,12 +47,14 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from harness import BadInput
+from harness import BadData, BadInput
+from harness.results import write_atomic, write_text_atomic
 
 CACHE_VERSION = 1  # bump when the split rule or the Encoded layout changes: old cache files stop matching
 VAL_SHARE, VAL_MAX = 0.1, 2000
 UPSTREAM_ORDER = ("train", "validation", "test")  # pooling order: decides which copy of a duplicate is kept
 FETCH_HINT = "run `dvc pull`, or `python -m harness fetch-data` (needs internet)"
+RESTORE_HINT = "restore the data with `dvc checkout data` (or `dvc pull`)"
 
 
 # ---------------------------------------------------------------- registry
@@ -126,30 +125,44 @@ def _check_frame(frame: pd.DataFrame, spec: DatasetSpec, where: str) -> None:
     """Columns present, no missing text, integer labels inside [0, num_labels), at least one row."""
     missing = [c for c in (*spec.text_fields, "label") if c not in frame.columns]
     if missing:
-        raise BadInput(f"{where}: missing column(s) {missing}; {spec.name} needs {[*spec.text_fields, 'label']}, "
+        raise BadData(f"{where}: missing column(s) {missing}; {spec.name} needs {[*spec.text_fields, 'label']}, "
                        f"found {list(frame.columns)}")
     if frame.empty:
-        raise BadInput(f"{where}: no rows")
+        raise BadData(f"{where}: no rows")
     if frame[list(spec.text_fields)].isna().any().any():
-        raise BadInput(f"{where}: some rows have no text in {list(spec.text_fields)}")
+        raise BadData(f"{where}: some rows have no text in {list(spec.text_fields)}")
     labels = frame["label"]
     if not pd.api.types.is_integer_dtype(labels):
-        raise BadInput(f"{where}: labels must be integer ids, got dtype {labels.dtype}")
+        raise BadData(f"{where}: labels must be integer ids, got dtype {labels.dtype}")
     bad = labels[(labels < 0) | (labels >= spec.num_labels)]
     if len(bad):
-        raise BadInput(f"{where}: labels must be in [0, {spec.num_labels}) {spec.label_names}; "
+        raise BadData(f"{where}: labels must be in [0, {spec.num_labels}) {spec.label_names}; "
                        f"found {sorted(bad.unique().tolist())[:5]}")
 
 
 def dataset_folder(name: str, data_dir: str | Path) -> Path:
-    """``<data_dir>/<name>``, or BadInput saying how to get it."""
+    """``<data_dir>/<name>``, or BadData saying how to get it."""
     data_dir = Path(data_dir)
-    if not data_dir.is_dir():
-        raise BadInput(f"data folder {data_dir} does not exist: {FETCH_HINT}")
     folder = data_dir / dataset_spec(name).name
+    if not data_dir.is_dir():
+        raise BadData(f"data folder {data_dir} does not exist: {FETCH_HINT}")
     if not folder.is_dir() or not any(folder.glob("*.parquet")):
-        raise BadInput(f"no parquet files in {folder}: {FETCH_HINT}")
+        raise BadData(f"no parquet files in {folder}: {FETCH_HINT}")
     return folder
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError: truncated or not parquet
+        raise BadData(f"cannot read {path} ({str(error).splitlines()[0]}): {RESTORE_HINT}") from error
+
+
+def _read_label_names(path: Path) -> object:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:  # ValueError: not UTF-8 or not JSON
+        raise BadData(f"cannot read {path} ({error}): {RESTORE_HINT}") from error
 
 
 def load_raw(name: str, data_dir: str | Path) -> dict[str, pd.DataFrame]:
@@ -157,28 +170,18 @@ def load_raw(name: str, data_dir: str | Path) -> dict[str, pd.DataFrame]:
     spec = dataset_spec(name)
     folder = dataset_folder(name, data_dir)
     labels_file = folder / "labels.json"
-    if labels_file.exists() and tuple(json.loads(labels_file.read_text())) != spec.label_names:
-        raise BadInput(f"{labels_file} lists {json.loads(labels_file.read_text())}, expected {list(spec.label_names)}")
+    names = _read_label_names(labels_file) if labels_file.exists() else list(spec.label_names)
+    if not isinstance(names, list) or tuple(names) != spec.label_names:
+        raise BadData(f"{labels_file} lists {names}, expected {list(spec.label_names)}: {RESTORE_HINT}")
     rank = {split: i for i, split in enumerate(UPSTREAM_ORDER)}
     paths = sorted(folder.glob("*.parquet"), key=lambda p: (rank.get(p.stem, len(rank)), p.stem))
-    raw = {path.stem: pd.read_parquet(path) for path in paths}
+    raw = {path.stem: _read_parquet(path) for path in paths}
     for split, frame in raw.items():
-        _check_frame(frame, spec, f"{folder}/{split}.parquet")
+        try:
+            _check_frame(frame, spec, f"{folder}/{split}.parquet")
+        except BadData as error:
+            raise BadData(f"{error}: {RESTORE_HINT}") from None
     return raw
-
-
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temporary file in the same folder and rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)  # mkstemp makes files owner-only; data and caches are shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _hub_frame(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
@@ -199,7 +202,11 @@ def fetch_from_hub(name: str, data_dir: str | Path) -> Path:
 
     spec = dataset_spec(name)
     folder = Path(data_dir) / spec.name
-    loaded = datasets.load_dataset(spec.hub_id, spec.hub_config)
+    try:
+        loaded = datasets.load_dataset(spec.hub_id, spec.hub_config)
+    except OSError as error:  # offline, hub down, renamed: ConnectionError and friends are OSErrors
+        raise BadData(f"cannot download {spec.hub_id} from the Hugging Face hub ({error}); it needs internet "
+                      "(unset HF_DATASETS_OFFLINE), or restore the project's copy with `dvc pull`") from error
     for split, table in loaded.items():
         hub_names = getattr(table.features.get("label"), "names", None)
         if hub_names is not None and tuple(hub_names) != spec.label_names:
@@ -208,8 +215,8 @@ def fetch_from_hub(name: str, data_dir: str | Path) -> Path:
         if frame.empty:
             continue  # an unlabelled split
         _check_frame(frame, spec, f"{spec.hub_id} {split}")
-        _write_atomic(folder / f"{split}.parquet", lambda tmp: frame.to_parquet(tmp, compression="zstd", index=False))
-    _write_atomic(folder / "labels.json", lambda tmp: tmp.write_text(json.dumps(list(spec.label_names), indent=1)))
+        write_atomic(folder / f"{split}.parquet", lambda handle: frame.to_parquet(handle, compression="zstd", index=False))
+    write_text_atomic(folder / "labels.json", json.dumps(list(spec.label_names), indent=1))
     return folder
 
 
@@ -285,7 +292,7 @@ def _glue_splits(spec: DatasetSpec, raw: dict[str, pd.DataFrame], n_train: int |
                  n_val: int | None, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[str]]:
     """Pair tasks: test from GLUE validation, train (and validation) from GLUE train."""
     if not {"train", "validation"} <= raw.keys():
-        raise BadInput(f"{spec.name} needs GLUE's train and validation splits, found {sorted(raw)}: {FETCH_HINT}")
+        raise BadData(f"{spec.name} needs GLUE's train and validation splits, found {sorted(raw)}: {FETCH_HINT}")
     pair, columns = list(spec.text_fields), [*spec.text_fields, "label"]
     test_pool = raw["validation"][columns].drop_duplicates(subset=pair, ignore_index=True)
     train_pool = raw["train"][columns].drop_duplicates(subset=pair, ignore_index=True)
@@ -387,21 +394,30 @@ SPLIT_NAMES = ("train", "validation", "test")
 ENCODED_FIELDS = ("input_ids", "token_type_ids", "offsets", "labels")
 
 
-def _files_digest(folder: Path) -> str:
-    """Content hash of a dataset folder, so a changed copy of the data never hits an old cache."""
+def files_digest(folder: Path) -> str:
+    """Content hash of a dataset folder's files, so a changed copy of the data never hits an old cache
+    or an old result record."""
     digest = hashlib.sha256()
-    for path in sorted(folder.iterdir()):
-        if path.is_file():
-            digest.update(path.name.encode())
-            with path.open("rb") as handle:
-                digest.update(hashlib.file_digest(handle, "sha256").digest())
+    try:
+        for path in sorted(folder.iterdir()):
+            if path.is_file():
+                digest.update(path.name.encode())
+                with path.open("rb") as handle:
+                    digest.update(hashlib.file_digest(handle, "sha256").digest())
+    except OSError as error:
+        raise BadData(f"cannot read the data in {folder} ({error.strerror or error}): {RESTORE_HINT}") from error
     return digest.hexdigest()
+
+
+def dataset_digest(name: str, data_dir: str | Path) -> str:
+    """The digest of dataset ``name``'s files under ``data_dir``: part of every cell's identity."""
+    return files_digest(dataset_folder(name, data_dir))
 
 
 def cache_key(name: str, folder: Path, tokenizer, *, n_train: int | None, n_test: int | None, n_val: int | None,
               data_seed: int, max_length: int) -> str:
     identity = {
-        "version": CACHE_VERSION, "dataset": name, "data": _files_digest(folder), "n_train": n_train,
+        "version": CACHE_VERSION, "dataset": name, "data": files_digest(folder), "n_train": n_train,
         "n_test": n_test, "n_val": n_val, "data_seed": data_seed, "max_length": max_length,
         "tokenizer": tokenizer_fingerprint(tokenizer),
     }
@@ -412,11 +428,7 @@ def _save(path: Path, splits: dict[str, Encoded], notes: tuple[str, ...]) -> Non
     arrays = {f"{split}_{field}": getattr(data, field) for split, data in splits.items() for field in ENCODED_FIELDS}
     arrays["notes"] = np.array(notes, dtype=np.str_)
 
-    def write(tmp: Path) -> None:
-        with tmp.open("wb") as handle:  # a file object: np.savez would add ".npz" to a path
-            np.savez(handle, **arrays)
-
-    _write_atomic(path, write)
+    write_atomic(path, lambda handle: np.savez(handle, **arrays))  # a file object: np.savez adds ".npz" to a path
 
 
 def _load(path: Path) -> tuple[dict[str, Encoded], tuple[str, ...]] | None:
@@ -426,7 +438,7 @@ def _load(path: Path) -> tuple[dict[str, Encoded], tuple[str, ...]] | None:
             splits = {split: Encoded(**{field: stored[f"{split}_{field}"] for field in ENCODED_FIELDS})
                       for split in SPLIT_NAMES}
             return splits, tuple(str(note) for note in stored["notes"])
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+    except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile):  # a torn or foreign file: rebuilt
         return None
 
 

@@ -3,10 +3,11 @@
 A claim predicts an ordering, ``F1(low) < F1(high)``. ``decide`` judges one such comparison:
 
 * SUPPORTED: the predicted direction, significantly (one-sided test at ``alpha``);
-* CONTRADICTED: the opposite direction, significantly; or, where the claim asserts a strict loss
-  (claims 1 and 2: "never fully recovers", "more corruption is worse"), *equivalence*: both
-  one-sided tests (TOST) place the difference inside ``±equivalence_margin``: complete recovery, or
-  no degradation, shown rather than merely not refuted;
+* CONTRADICTED: the opposite direction, significantly; or, where the claim asserts a loss (claims 1
+  and 2: "never fully recovers", "more corruption is worse"), *equivalence*: both one-sided tests
+  (TOST) place the difference inside ``±equivalence_margin``: complete recovery, or no degradation,
+  shown rather than merely not refuted. The margin is what "fully" means, so equivalence decides
+  even when the gap is also significantly above 0 (real, but too small to count as a loss);
 * INCONCLUSIVE: neither. Its detail prints the minimum detectable difference (one-sided test at
   ``alpha`` with ``power``) so a reader can tell "underpowered" (a large MDD) from "equal" (a small
   one).
@@ -154,10 +155,12 @@ def decide(low: Mapping[int, float], high: Mapping[int, float], n_test: float, r
     equivalent = found["p_equivalent"] < rule.alpha
     verdict = rule.verdict_of(found["p_greater"], found["p_less"])
     text = f"difference {mean:+.2f}, {noise}: p(higher) = {found['p_greater']:.3g}, p(lower) = {found['p_less']:.3g}"
-    if verdict is Verdict.INCONCLUSIVE and equivalent and equivalence_refutes:
+    if equivalent and equivalence_refutes:
+        # The margin defines "fully recovered" / "not degraded": a gap shown to lie inside it refutes a
+        # claim of loss even when it is also significantly above 0 (a real but negligible gap).
         verdict = Verdict.CONTRADICTED
         text += (f"; equivalent within ±{rule.equivalence_margin:g} (TOST p = {found['p_equivalent']:.3g}): "
-                 "no loss where the claim predicts one")
+                 "no loss beyond the margin where the claim predicts one")
     elif verdict is Verdict.INCONCLUSIVE:
         text += (f"; minimum detectable difference {found['mdd']:.2f} "
                  f"({'equivalent within ±' + format(rule.equivalence_margin, 'g') if equivalent else 'not shown equal'})")

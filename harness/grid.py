@@ -10,9 +10,13 @@ A fraction of 0 is the clean model and 1 the fully corrupted one: each is a sing
 by bottom and top, so ``[0, 1/4, 1/2, 3/4, 1]`` gives the paper's eight settings per model.
 Fractions are exact (``1/3`` is 2 of MiniLM's 6 layers) and must be whole layers of the model.
 
-The runner keys every cell by ``config.hash``: ``<out>/<hash>.json`` is written atomically by
-``run_cell``, so a finished cell is never recomputed, a killed grid resumes where it stopped, and
-changing one cell's parameters recomputes only that cell.
+The runner keys every cell by its identity (config, METHOD_VERSION, data digest; see
+``harness.config.cell_identity``): ``<out>/<identity>.json`` is written atomically by ``run_cell``,
+so a finished cell is never recomputed, a killed grid resumes where it stopped, and changing one
+cell's parameters (or its dataset's files) recomputes only that cell. Before any cell starts, the
+whole grid is checked (``plan_grid``): the profile, every dataset's files and splits, and that the
+output folders can be written. Grids that share a results folder claim each cell through a lock,
+so no cell is computed twice.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Collection, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
@@ -32,10 +37,10 @@ import yaml
 from tqdm.auto import tqdm
 
 from harness import BadInput
-from harness.config import CellConfig
-from harness.corrupt import layers_to_corrupt
+from harness.config import CellConfig, cell_identity, real_number, whole_number
+from harness.corrupt import init_bound, layers_to_corrupt, parse_scope
 from harness.precision import resolve_precision
-from harness.results import features_path, read_record
+from harness.results import cell_record, check_writable, features_path, record_path
 
 # Block keys that take a list of values (the grid's axes) ...
 AXES = ("models", "datasets", "positions", "poolings", "modes", "lrs", "seeds")
@@ -88,6 +93,8 @@ class Profile:
 def parse_fraction(value: object) -> Fraction:
     """``0``, ``1``, ``0.25``, ``"1/3"`` -> an exact fraction in [0, 1]."""
     try:
+        if isinstance(value, bool):  # YAML's true is not a fraction of anything
+            raise TypeError(value)
         fraction = Fraction(value) if isinstance(value, (int, str)) else Fraction(str(value))
     except (TypeError, ValueError, ZeroDivisionError) as error:
         raise BadInput(f"corruption fraction must be a number or 'a/b' in [0, 1], got {value!r}") from error
@@ -104,15 +111,23 @@ def _as_list(block: str, key: str, value: object) -> list:
     return [value]
 
 
-def _number(block: str, key: str, value: object, kind: type) -> float | int:
-    # PyYAML reads 5e-5 (no dot) as a string; accept it rather than fail on YAML's spelling rules.
+def _lr(block: str, value: object) -> float:
+    if isinstance(value, str):  # PyYAML reads 5e-5 (no dot) as a string: accept YAML's spelling of a number
+        try:
+            value = float(value)
+        except ValueError:
+            pass
     try:
-        number = kind(value)
-    except (TypeError, ValueError) as error:
-        raise BadInput(f"block {block!r}: {key} must hold numbers, got {value!r}") from error
-    if kind is int and number != float(value):
-        raise BadInput(f"block {block!r}: {key} must hold whole numbers, got {value!r}")
-    return number
+        return real_number("lrs", value)
+    except BadInput as error:
+        raise BadInput(f"block {block!r}: {error}") from None
+
+
+def _seed(block: str, value: object) -> int:
+    try:
+        return whole_number("seeds", value)
+    except BadInput as error:
+        raise BadInput(f"block {block!r}: {error}") from None
 
 
 def parse_block(raw: dict, defaults: dict, index: int) -> Block:
@@ -138,8 +153,8 @@ def parse_block(raw: dict, defaults: dict, index: int) -> Block:
         positions=tuple(_as_list(name, "positions", values.get("positions", AXIS_DEFAULTS["positions"]))),
         poolings=tuple(_as_list(name, "poolings", values.get("poolings", AXIS_DEFAULTS["poolings"]))),
         modes=tuple(_as_list(name, "modes", values.get("modes", AXIS_DEFAULTS["modes"]))),
-        lrs=tuple(_number(name, "lrs", lr, float) for lr in _as_list(name, "lrs", values["lrs"])),
-        seeds=tuple(_number(name, "seeds", s, int) for s in _as_list(name, "seeds", values["seeds"])),
+        lrs=tuple(_lr(name, lr) for lr in _as_list(name, "lrs", values["lrs"])),
+        seeds=tuple(_seed(name, s) for s in _as_list(name, "seeds", values["seeds"])),
         fixed=tuple((key, values[key]) for key in FIXED if key in values),
     )
 
@@ -158,7 +173,17 @@ def read_params(params_path: str | Path = "params.yaml") -> dict:
     path = Path(params_path)
     if not path.is_file():
         raise BadInput(f"params file {path} not found")
-    params = yaml.safe_load(path.read_text()) or {}
+    try:
+        params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as error:
+        raise BadInput(f"{path} is not UTF-8 text: {error}") from None
+    except yaml.YAMLError as error:  # one line, not the parser's report
+        mark = getattr(error, "problem_mark", None)
+        where = f", line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise BadInput(f"{path}{where}: not valid YAML ({problem}); fix the syntax there") from None
+    if not isinstance(params, dict):
+        raise BadInput(f"{path} must be a mapping with 'profile:' and 'profiles:', got {type(params).__name__}")
     if not isinstance(params.get("profiles"), dict) or not params["profiles"]:
         raise BadInput(f"{path} has no 'profiles:' mapping")
     return params
@@ -169,7 +194,7 @@ def load_profile(name: str | None = None, params_path: str | Path = "params.yaml
     params = read_params(params_path)
     profiles = params["profiles"]
     name = name or params.get("profile")
-    if name not in profiles:
+    if not isinstance(name, str) or name not in profiles:
         raise BadInput(f"unknown profile {name!r}: {params_path} defines {', '.join(profiles)}")
     raw = profiles[name]
     if not isinstance(raw, dict) or not isinstance(raw.get("blocks"), list) or not raw["blocks"]:
@@ -178,6 +203,8 @@ def load_profile(name: str | None = None, params_path: str | Path = "params.yaml
     if unknown:
         raise BadInput(f"profile {name!r}: unknown keys {sorted(unknown)}; known: defaults, blocks, tsne")
     defaults = raw.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise BadInput(f"profile {name!r}: defaults must be a mapping of block keys, got {defaults!r}")
     blocks = tuple(parse_block(block, defaults, i) for i, block in enumerate(raw["blocks"]))
     tsne = parse_tsne(raw["tsne"]) if raw.get("tsne") else None
     profile = Profile(name=name, blocks=blocks, tsne=tsne)
@@ -232,6 +259,14 @@ def expand_block(block: Block) -> list[CellConfig]:
     # "auto" (the default) becomes the precision this machine computes natively: a cell's config,
     # and so its identity, always names the arithmetic that produced it.
     fixed["precision"] = resolve_precision(str(fixed.get("precision", "auto")))
+    init, scope = fixed.get("init", CellConfig.init), fixed.get("scope", CellConfig.scope)
+    try:  # the corruption's own checks, which would otherwise fail only when a cell starts
+        init_bound(init, 1)
+        if not isinstance(scope, str):
+            raise BadInput(f"scope must be text such as 'encoder+pooler', got {scope!r}")
+        parse_scope(scope)
+    except BadInput as error:
+        raise BadInput(f"block {block.name!r}: {error}") from None
     cells = []
     for model, fractions in block.models:
         n_layers = encoder_depth(model)
@@ -288,16 +323,50 @@ def describe(config: CellConfig) -> str:
 # ---------------------------------------------------------------- running the grid
 
 
-def is_done(config: CellConfig, out_dir: str | Path, needs_features: bool = False) -> bool:
-    """A cell is done when its record holds its own hash (and its features, if Figure 1 needs them).
+def is_done(config: CellConfig, out_dir: str | Path, data_digest: str, needs_features: bool = False) -> bool:
+    """A cell is done when its record holds its own identity (and its features, if Figure 1 needs them).
 
-    Only the exact file name counts, so the ``.<hash>.json.*.tmp`` files of a killed run are ignored.
+    Only the exact file name counts, so the ``.<identity>.json.*.tmp`` files of a killed run are
+    ignored, and an unreadable record counts as missing (with a warning naming it).
     """
-    path = Path(out_dir) / f"{config.hash}.json"
-    record = read_record(path)
-    if record is None or record.get("config_hash") != config.hash:
+    if cell_record(config, data_digest, out_dir) is None:
         return False
-    return not needs_features or features_path(path).exists()
+    return not needs_features or features_path(record_path(config, out_dir, data_digest)).exists()
+
+
+def dataset_digests(cells: Iterable[CellConfig], data_dir: str | Path) -> dict[str, str]:
+    """dataset -> the digest of its files (part of each cell's identity), computed once per dataset."""
+    from harness.data import dataset_digest
+
+    return {dataset: dataset_digest(dataset, data_dir) for dataset in sorted({c.dataset for c in cells})}
+
+
+@dataclass(frozen=True)
+class GridPlan:
+    todo: list[CellConfig]  # the cells without a record
+    digests: dict[str, str]  # dataset -> digest of its files
+
+
+def plan_grid(cells: Sequence[CellConfig], *, out_dir: str | Path, data_dir: str | Path, cache_dir: str | Path,
+              features: Collection[str] = frozenset()) -> GridPlan:
+    """The cells to run, after checking everything they need before the first one starts.
+
+    Every dataset is read and split as its cells will read it (files readable, columns and labels
+    right, sizes possible), and the output folders must be writable.
+    """
+    from harness.data import make_splits
+
+    digests = dataset_digests(cells, data_dir)
+    splits = sorted({(c.dataset, c.n_train, c.n_test, c.n_val, c.data_seed) for c in cells}, key=str)
+    with warnings.catch_warnings():  # the cells themselves report the splits' caps
+        warnings.simplefilter("ignore")
+        for dataset, n_train, n_test, n_val, data_seed in splits:
+            make_splits(dataset, data_dir, n_train=n_train, n_test=n_test, n_val=n_val, data_seed=data_seed)
+    todo = [c for c in cells if not is_done(c, out_dir, digests[c.dataset], c.hash in features)]
+    if todo:
+        for folder in (out_dir, cache_dir):
+            check_writable(folder)
+    return GridPlan(todo=todo, digests=digests)
 
 
 def _init_worker(threads: int) -> None:
@@ -309,10 +378,20 @@ def _init_worker(threads: int) -> None:
     quiet_transformers()  # one load report per cell would break up the grid's progress bar
 
 
-def _run_one(config: CellConfig, options: dict) -> dict:
+def _run_one(config: CellConfig, options: dict) -> dict | None:
+    """Run one cell unless another run holds its lock (then None: that run computes it)."""
     from harness.cell import run_cell  # looked up at call time: a worker imports torch only when it runs a cell
 
-    return run_cell(config, progress=False, **options)
+    options = dict(options)
+    digests = options.pop("digests")
+    return run_cell(config, progress=False, data_digest=digests[config.dataset], **{"wait": False, **options})
+
+
+def _finish_claimed(plan: GridPlan, options: dict, features: Collection[str], out_dir: str | Path) -> None:
+    """Cells that another run claimed: wait for their records, or compute them if that run died."""
+    for config in plan.todo:
+        if not is_done(config, out_dir, plan.digests[config.dataset], config.hash in features):
+            _run_checked(config, {**options, "wait": True}, features)
 
 
 def available_cores() -> int:
@@ -330,7 +409,7 @@ def run_grid(
     features: Collection[str] = frozenset(),
     progress: bool = True,
 ) -> list[CellConfig]:
-    """Run every cell whose record is missing; return the cells run.
+    """Run every cell whose record is missing; return those cells (run here or by a concurrent run).
 
     ``features``: hashes of the cells that also save their test-set features (Figure 1).
     ``workers`` > 1 runs cells in that many processes; ``threads`` torch threads each (None: cores //
@@ -339,8 +418,9 @@ def run_grid(
     """
     if workers < 1 or (threads is not None and threads < 1):
         raise BadInput(f"workers and threads must be >= 1, got workers={workers}, threads={threads}")
-    todo = [c for c in cells if not is_done(c, out_dir, c.hash in features)]
-    options = {"out_dir": str(out_dir), "data_dir": str(data_dir), "cache_dir": str(cache_dir)}
+    plan = plan_grid(cells, out_dir=out_dir, data_dir=data_dir, cache_dir=cache_dir, features=features)
+    todo = plan.todo
+    options = {"out_dir": str(out_dir), "data_dir": str(data_dir), "cache_dir": str(cache_dir), "digests": plan.digests}
     bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc="grid", unit="cell",
                disable=not progress, dynamic_ncols=True)
     try:
@@ -355,6 +435,7 @@ def run_grid(
             _run_parallel(todo, options, features, workers, threads or max(1, available_cores() // workers), bar)
     finally:
         bar.close()
+    _finish_claimed(plan, options, features, out_dir)
     return todo
 
 
@@ -412,7 +493,7 @@ def add_cli(subparsers) -> None:
                                           "result record. Finished cells are never recomputed.")
     p.add_argument("--profile", default=None, help="mini, paper, ci, ... (default: the 'profile:' key of --params)")
     p.add_argument("--params", default="params.yaml")
-    p.add_argument("--list", action="store_true", help="print one line per cell (hash, done/todo, cell) and exit")
+    p.add_argument("--list", action="store_true", help="print one line per cell (record identity, done/todo, cell) and exit")
     p.add_argument("--prepare", action="store_true", help="only build the data splits and token cache (dvc 'prepare')")
     p.add_argument("--workers", type=int, default=1, help="cells run in parallel, as CPU processes (default: 1)")
     p.add_argument("--threads", type=int, default=0,
@@ -430,11 +511,12 @@ def grid_cli(args: argparse.Namespace) -> int:
     cells = expand(profile)
     features = {c.hash for panel in tsne_cells(profile, cells).values() for c in panel}
     if args.list:
+        digests = dataset_digests(cells, args.data_dir)
         done = 0
         for config in cells:
-            state = "done" if is_done(config, args.out, config.hash in features) else "todo"
+            state = "done" if is_done(config, args.out, digests[config.dataset], config.hash in features) else "todo"
             done += state == "done"
-            print(f"{config.hash}\t{state}\t{describe(config)}")
+            print(f"{cell_identity(config, digests[config.dataset])}\t{state}\t{describe(config)}")
         print(f"profile {profile.name}: {len(cells)} cells, {done} done", file=sys.stderr)
         return 0
     if args.prepare:
@@ -443,7 +525,8 @@ def grid_cli(args: argparse.Namespace) -> int:
         return 0
     ran = run_grid(cells, out_dir=args.out, data_dir=args.data_dir, cache_dir=args.cache_dir, workers=args.workers,
                    threads=args.threads or None, features=features, progress=not args.no_progress)
-    statuses = [(read_record(Path(args.out) / f"{c.hash}.json") or {}).get("status") for c in cells]
+    digests = dataset_digests(cells, args.data_dir)
+    statuses = [(cell_record(c, digests[c.dataset], args.out) or {}).get("status") for c in cells]
     counts = ", ".join(f"{statuses.count(s)} {s}" for s in ("ok", "failed_run", "diverged") if s in statuses)
     print(f"profile {profile.name}: {len(cells)} cells ({len(ran)} run now): {counts}", file=sys.stderr)
     return 0

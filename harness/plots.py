@@ -18,6 +18,7 @@ import argparse
 import json
 import math
 import sys
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +32,10 @@ from sklearn.metrics import silhouette_score
 from sklearn.utils import resample
 from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
 
-from harness import BadInput
+from harness import BadInput, BadResults
 from harness.aggregate import level_curves
 from harness.config import CellConfig
-from harness.results import features_path
+from harness.results import features_path, read_csv, record_path, write_atomic, write_text_atomic
 
 SERIES_COLORS = {"bottom": "tab:red", "top": "tab:blue"}
 
@@ -63,10 +64,11 @@ def plot_f1_vs_level(summary: pd.DataFrame, path: str | Path) -> Path:
         ax.tick_params(labelsize=7)
     axes[0][0].legend(fontsize=7)
     figure.suptitle("Fine-tuned F1 against corruption (best epoch and lr; mean and std over seeds)", fontsize=10)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    return path
+    return _save_png(figure, path)
+
+
+def _save_png(figure: Figure, path: str | Path) -> Path:
+    return write_atomic(path, lambda handle: figure.savefig(handle, format="png", dpi=120))
 
 
 # ---------------------------------------------------------------- Figure 1: t-SNE
@@ -130,15 +132,12 @@ def plot_tsne(panels: Sequence[TsnePanel], path: str | Path, *, title: str = "",
         ax.set_yticks([])
     axes[-1].legend(fontsize=7, markerscale=2, loc="best")
     figure.suptitle(title, fontsize=10)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    return path
+    return _save_png(figure, path)
 
 
-def features_file(config: CellConfig, cells_dir: str | Path) -> Path:
-    """Where ``run_cell(..., save_features=True)`` leaves a cell's test-set features."""
-    return features_path(Path(cells_dir) / f"{config.hash}.json")
+def features_file(config: CellConfig, cells_dir: str | Path, data_digest: str) -> Path:
+    """Where ``run_cell(..., save_features=True)`` leaves a cell's test-set features (beside its record)."""
+    return features_path(record_path(config, cells_dir, data_digest))
 
 
 def choose_tsne_cells(panels: Mapping[str, Sequence[CellConfig]], cells: pd.DataFrame) -> dict[str, CellConfig]:
@@ -148,23 +147,33 @@ def choose_tsne_cells(panels: Mapping[str, Sequence[CellConfig]], cells: pd.Data
     for setting, candidates in panels.items():
         done = [c for c in candidates if c.hash in scores]
         if not done:
-            raise BadInput(f"t-SNE panel {setting!r}: no result record among cells "
+            raise BadResults(f"t-SNE panel {setting!r}: no result record among cells "
                            f"{[c.hash for c in candidates]}; run the grid first")
         chosen[setting] = max(done, key=lambda c: -math.inf if math.isnan(scores[c.hash]) else scores[c.hash])
     return chosen
 
 
+def _load_features(path: Path, setting: str) -> tuple[np.ndarray, np.ndarray]:
+    if not path.exists():
+        raise BadResults(f"t-SNE panel {setting!r}: {path} is missing; rerun the grid (it saves features "
+                         "for the profile's tsne cells)")
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            return saved["features"], saved["labels"]
+    except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as error:
+        raise BadResults(f"t-SNE panel {setting!r}: {path} is unreadable ({error}); delete it and rerun the grid") from error
+
+
 def tsne_figure(chosen: Mapping[str, CellConfig], cells_dir: str | Path, png: str | Path, json_path: str | Path,
-                *, max_points: int = 2000, seed: int = 0) -> dict:
-    """Draw Figure 1 from the chosen cells' saved features and write the silhouette scores as JSON."""
+                data_digest: str, *, max_points: int = 2000, seed: int = 0) -> dict:
+    """Draw Figure 1 from the chosen cells' saved features and write the silhouette scores as JSON.
+
+    ``data_digest``: the digest of the chosen cells' dataset (``harness.data.dataset_digest``).
+    """
     panels, summary = [], {}
     for setting, config in chosen.items():
-        path = features_file(config, cells_dir)
-        if not path.exists():
-            raise BadInput(f"t-SNE panel {setting!r}: {path} is missing; rerun the grid (it saves features "
-                           "for the profile's tsne cells)")
-        with np.load(path) as saved:
-            panel = embed(setting, saved["features"], saved["labels"], max_points=max_points, seed=seed)
+        features, labels = _load_features(features_file(config, cells_dir, data_digest), setting)
+        panel = embed(setting, features, labels, max_points=max_points, seed=seed)
         panels.append(panel)
         summary[setting] = {"config_hash": config.hash, "lr": config.lr, "n_points": len(panel.labels),
                             "perplexity": panel.perplexity,
@@ -182,9 +191,7 @@ def tsne_figure(chosen: Mapping[str, CellConfig], cells_dir: str | Path, png: st
               title=f"t-SNE of fine-tuned {first.pooling} features: {first.model} on {first.dataset} (test set)")
     result = {"model": first.model, "dataset": first.dataset, "pooling": first.pooling, "mode": first.mode,
               "seed": first.seed, "panels": summary}
-    json_path = Path(json_path)
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(result, indent=1) + "\n")
+    write_text_atomic(json_path, json.dumps(result, indent=1) + "\n")
     return result
 
 
@@ -201,22 +208,27 @@ def add_cli(subparsers) -> None:
     p.add_argument("--cells", default="results/cells", help="folder of the result records and features")
     p.add_argument("--out", default="results/plots", help="folder for the PNG files (default: %(default)s)")
     p.add_argument("--max-points", type=int, default=2000, help="test examples per t-SNE panel (default: %(default)s)")
+    p.add_argument("--data-dir", default="data", help="the data the cells read (part of their identity)")
     p.set_defaults(func=plots_cli)
 
 
 def plots_cli(args: argparse.Namespace) -> int:
+    from harness.data import dataset_digest
     from harness.grid import expand, load_profile, tsne_cells
 
     profile = load_profile(args.profile, args.params)
     results = Path(args.results)
-    for table in ("summary.csv", "cells.csv"):
-        if not (results / table).exists():
-            raise BadInput(f"{results / table} not found: run `python -m harness aggregate` first")
-    print(plot_f1_vs_level(pd.read_csv(results / "summary.csv"), Path(args.out) / "f1_vs_level.png"))
+    hint = "run `python -m harness aggregate` first"
+    numbers = ["level", "best_f1_mean", "best_f1_std", "selected_f1_mean", "selected_f1_std", "majority_f1"]
+    summary = read_csv(results / "summary.csv", "summary table", hint,
+                       ["model", "dataset", "pooling", "mode", "position", *numbers], numeric=numbers)
+    cells = read_csv(results / "cells.csv", "cells table", hint, ["config_hash", "best_test_f1"], numeric=["best_test_f1"])
+    print(plot_f1_vs_level(summary, Path(args.out) / "f1_vs_level.png"))
     if profile.tsne is None:
         print(f"profile {profile.name!r} has no tsne entry: Figure 1 skipped", file=sys.stderr)
         return 0
-    chosen = choose_tsne_cells(tsne_cells(profile, expand(profile)), pd.read_csv(results / "cells.csv"))
-    tsne_figure(chosen, args.cells, Path(args.out) / "tsne.png", results / "tsne.json", max_points=args.max_points)
+    chosen = choose_tsne_cells(tsne_cells(profile, expand(profile)), cells)
+    tsne_figure(chosen, args.cells, Path(args.out) / "tsne.png", results / "tsne.json",
+                dataset_digest(profile.tsne.dataset, args.data_dir), max_points=args.max_points)
     print(Path(args.out) / "tsne.png")
     return 0

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness import BadInput, claims
+from harness import BadResults, claims
 from harness.convergence import DEFAULT_CONVERGENCE, diagnose, under_trained_slices
 from harness.decision import DEFAULT_RULE, STRENGTH, Verdict
-from harness.results import read_record
+from harness.results import check_writable, read_csv, read_record, record_file, write_text_atomic
 
 SLICE_TABLES = {("cls", "full"): 2, ("mean", "full"): 3, ("cls", "probe"): 4}  # our slice -> the paper's table
 PAIR_DATASETS = ("mrpc", "rte")  # Table 5 is the CLS / full fine-tuning slice on these
@@ -209,7 +209,10 @@ def contradictions(comparisons: Iterable, source: str) -> str:
 def tsne_section(tsne_json: Path, png: Path) -> str:
     if not tsne_json.exists():
         return "No t-SNE features were saved in this profile."
-    tsne = json.loads(tsne_json.read_text())
+    try:
+        tsne = json.loads(tsne_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:  # ValueError: not UTF-8 or not JSON
+        raise BadResults(f"{tsne_json} is unreadable ({error}): run `python -m harness plots` again") from error
     rows = [{"setting": setting, "silhouette (features)": f"{panel['silhouette']:.3f}",
              "silhouette (t-SNE 2-D)": f"{panel['silhouette_2d']:.3f}", "test points": panel["n_points"],
              "cell": f"`{panel['config_hash']}`"} for setting, panel in tsne["panels"].items()]
@@ -226,12 +229,14 @@ def tsne_section(tsne_json: Path, png: Path) -> str:
 def build_report(results_dir: Path = Path("results"), paper_csv: Path = Path("claims/paper_tables.csv"),
                  cells_dir: Path | None = None, profile: str = "?") -> str:
     cells_csv = results_dir / "cells.csv"
-    if not cells_csv.exists():
-        raise BadInput(f"{cells_csv} is missing: run `dvc repro` (or `python -m harness aggregate`) first")
-    cells = pd.read_csv(cells_csv)
-    summary = pd.read_csv(results_dir / "summary.csv")
-    records = [r for r in (read_record((cells_dir or results_dir / "cells") / f"{h}.json") for h in cells["config_hash"]) if r]
-    paper = pd.read_csv(paper_csv)
+    hint = "run `dvc repro` (or `python -m harness aggregate`) first"
+    cells = read_csv(cells_csv, "cells table", hint, ["identity", "model", "dataset", "status", "seed", "lr", "epochs",
+                                                      "pooling", "mode", "n_train", "n_test", "wall_s", "tokens_per_s"],
+                     numeric=["seed", "lr", "epochs", "n_train", "n_test", "wall_s", "tokens_per_s", "best_test_f1"])
+    summary = read_csv(results_dir / "summary.csv", "summary table", hint,
+                       numeric=["level", "n_corrupted", "n_layers", "best_f1_mean", "best_f1_std"])
+    records = [r for r in (read_record(record_file(cells_dir or results_dir / "cells", i)) for i in cells["identity"]) if r]
+    paper = read_csv(paper_csv, "paper tables", "restore claims/paper_tables.csv (`git checkout claims/paper_tables.csv`)")
 
     diagnosis = diagnose(cells)
     paper_comparisons = claims.evaluate_claims(claims.load_source("paper", paper_csv), "paper")
@@ -342,7 +347,8 @@ def report_cli(args: argparse.Namespace) -> int:
     from harness.grid import read_params
 
     profile = read_params(args.params).get("profile", "?") if Path(args.params).exists() else "?"
+    check_writable(Path(args.out).parent)
     text = build_report(Path(args.results_dir), Path(args.paper_tables), profile=profile)
-    Path(args.out).write_text(text)
+    write_text_atomic(args.out, text)
     print(f"wrote {args.out}")
     return 0

@@ -12,10 +12,11 @@ import pytest
 
 from harness import BadInput
 from harness.aggregate import CELL_COLUMNS, aggregate, level_curves, read_cells, summarise
-from harness.config import CellConfig
-from harness.results import write_json_atomic
+from harness.config import METHOD_VERSION, CellConfig, cell_identity
+from harness.results import record_path, write_json_atomic
 
 SETTINGS = [("none", 0.0), ("bottom", 0.5), ("top", 0.5), ("all", 1.0)]
+DIGESTS = {"sst2": "sst2-files", "emotion": "emotion-files"}  # stand-ins for harness.data.dataset_digest
 
 
 def grid(model="minilm-l6", dataset="sst2", lrs=(1e-5, 5e-5), seeds=(0, 1, 2), mode="full") -> list[CellConfig]:
@@ -39,6 +40,8 @@ def record(config: CellConfig, status: str = "ok") -> dict:
     n_corrupted = round(config.fraction * 6)
     return {
         "config": config.to_dict(), "config_hash": config.hash, "status": status,
+        "identity": cell_identity(config, DIGESTS[config.dataset]), "method_version": METHOD_VERSION,
+        "data_digest": DIGESTS[config.dataset],
         "best_test_f1": test, "best_epoch": 2, "selected_test_f1": test - 0.5, "selected_val_f1": val,
         "selected_epoch": 1, "majority_f1": 33.0, "final_test_f1": test - 1.0, "n_layers": 6,
         "n_corrupted": n_corrupted, "level": 100.0 * n_corrupted / 6, "tokens_per_s": 1000.0, "wall_s": 10.0,
@@ -48,13 +51,13 @@ def record(config: CellConfig, status: str = "ok") -> dict:
 
 def write(cells_dir: Path, configs, status="ok") -> None:
     for config in configs:
-        write_json_atomic(cells_dir / f"{config.hash}.json", record(config, status))
+        write_json_atomic(record_path(config, cells_dir, DIGESTS[config.dataset]), record(config, status))
 
 
 def test_tables_and_lr_choices(tmp_path):
     cells = grid()
     write(tmp_path / "cells", cells)
-    summary = aggregate("t", cells, tmp_path / "cells", tmp_path)
+    summary = aggregate("t", cells, tmp_path / "cells", tmp_path, DIGESTS)
 
     table = pd.read_csv(tmp_path / "cells.csv")
     assert list(table.columns) == CELL_COLUMNS and len(table) == len(cells) == 24
@@ -72,7 +75,7 @@ def test_tables_and_lr_choices(tmp_path):
 def test_summary_json_is_nested_dvc_metrics(tmp_path):
     cells = grid()
     write(tmp_path / "cells", cells)
-    aggregate("t", cells, tmp_path / "cells", tmp_path)
+    aggregate("t", cells, tmp_path / "cells", tmp_path, DIGESTS)
     metrics = json.loads((tmp_path / "summary.json").read_text())
     assert metrics["cells"] == {"expected": 24, "found": 24, "missing": 0, "ok": 24, "failed_run": 0, "diverged": 0}
     settings = metrics["f1"]["minilm-l6"]["sst2"]["cls_full"]
@@ -83,8 +86,8 @@ def test_summary_json_is_nested_dvc_metrics(tmp_path):
 def test_stale_records_of_other_profiles_are_left_out(tmp_path):
     cells, other = grid(), grid(dataset="emotion", lrs=(2e-5,))
     write(tmp_path / "cells", cells + other)
-    (tmp_path / "cells" / f".{cells[0].hash}.json.abc.tmp").write_text("{")
-    summary = aggregate("t", cells, tmp_path / "cells", tmp_path)
+    (tmp_path / "cells" / f".{cell_identity(cells[0], DIGESTS['sst2'])}.json.abc.tmp").write_text("{")
+    summary = aggregate("t", cells, tmp_path / "cells", tmp_path, DIGESTS)
     assert set(summary["dataset"]) == {"sst2"}
     assert len(pd.read_csv(tmp_path / "cells.csv")) == 24
 
@@ -95,7 +98,7 @@ def test_missing_and_diverged_cells(tmp_path, capsys):
     present = [c for c in cells if c.seed != 2 or c.position != "none"]
     write(tmp_path / "cells", [c for c in present if c not in diverged])
     write(tmp_path / "cells", diverged, status="diverged")
-    summary = aggregate("t", cells, tmp_path / "cells", tmp_path)
+    summary = aggregate("t", cells, tmp_path / "cells", tmp_path, DIGESTS)
     assert "2 of 24 cells" in capsys.readouterr().err
     metrics = json.loads((tmp_path / "summary.json").read_text())  # strict JSON: NaN written as null
     assert metrics["cells"]["missing"] == 2 and metrics["cells"]["diverged"] == len(diverged)
@@ -108,14 +111,14 @@ def test_all_diverged_setting_is_null_in_json(tmp_path):
     cells = [c for c in grid() if c.position != "all"] + [c for c in grid() if c.position == "all"]
     write(tmp_path / "cells", [c for c in cells if c.position != "all"])
     write(tmp_path / "cells", [c for c in cells if c.position == "all"], status="diverged")
-    aggregate("t", cells, tmp_path / "cells", tmp_path)
+    aggregate("t", cells, tmp_path / "cells", tmp_path, DIGESTS)
     text = (tmp_path / "summary.json").read_text()
     assert "NaN" not in text
     assert json.loads(text)["f1"]["minilm-l6"]["sst2"]["cls_full"]["all"]["best_f1_mean"] is None
 
 
 def test_level_curves_share_clean_and_full_points():
-    frame, _ = read_cells([], "nowhere")
+    frame, _ = read_cells([], "nowhere", DIGESTS)
     assert list(frame.columns) == CELL_COLUMNS and frame.empty
     rows = []
     for config in grid():
@@ -133,17 +136,17 @@ def test_cells_differing_outside_the_summary_keys_are_refused(tmp_path):
     longer = [c.with_(epochs=5) for c in cells]
     write(tmp_path / "cells", cells + longer)
     with pytest.raises(BadInput, match="differ elsewhere"):
-        aggregate("t", cells + longer, tmp_path / "cells", tmp_path)
+        aggregate("t", cells + longer, tmp_path / "cells", tmp_path, DIGESTS)
 
 
 def test_no_records_at_all_says_what_to_run(tmp_path):
     with pytest.raises(BadInput, match="python -m harness grid --profile t"):
-        aggregate("t", grid(), tmp_path / "cells", tmp_path)
+        aggregate("t", grid(), tmp_path / "cells", tmp_path, DIGESTS)
 
 
 def test_probe_and_full_are_separate_slices(tmp_path):
     cells = grid(seeds=(0,)) + grid(seeds=(0,), mode="probe")
     write(tmp_path / "cells", cells)
-    summary = aggregate("t", cells, tmp_path / "cells", tmp_path)
+    summary = aggregate("t", cells, tmp_path / "cells", tmp_path, DIGESTS)
     assert len(summary) == 8 and set(summary["mode"]) == {"full", "probe"}
     assert math.isnan(summary["best_f1_std"].iloc[0])  # one seed: no spread

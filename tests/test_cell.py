@@ -10,8 +10,8 @@ import torch
 
 from harness.cell import run_cell
 from harness.cli import main
-from harness.config import CellConfig
-from harness.data import Encoded, prepare
+from harness.config import METHOD_VERSION, CellConfig, cell_identity
+from harness.data import Encoded, dataset_digest, prepare
 from harness.models import load_classifier, sentence_vector
 from harness.train import (
     TrainSettings,
@@ -101,9 +101,12 @@ def test_linear_probe_trains_only_the_head(name):
 def test_tiny_cell_writes_a_complete_record(dirs):
     config = CellConfig(model="tiny-bert", dataset="sst2", position="bottom", fraction=0.5, **TINY)
     record = run_cell(config, **dirs)
-    path = dirs["out_dir"] / f"{config.hash}.json"
+    digest = dataset_digest("sst2", DATA)
+    path = dirs["out_dir"] / f"{cell_identity(config, digest)}.json"
     assert json.loads(path.read_text()) == json.loads(json.dumps(record))
     assert record["config"] == config.to_dict() and record["config_hash"] == config.hash
+    assert (record["identity"], record["method_version"], record["data_digest"]) == (
+        cell_identity(config, digest), METHOD_VERSION, digest)
     assert record["status"] in ("ok", "failed_run")
     assert [e["epoch"] for e in record["epochs"]] == [1, 2]
     assert all(0 <= e["test_f1_weighted"] <= 100 for e in record["epochs"])
@@ -138,7 +141,7 @@ def test_pair_task_probe_and_mean_pooling_cell(dirs):
     config = CellConfig(model="tiny-bert", dataset="rte", fraction=1.0, pooling="mean", mode="probe", **TINY)
     record = run_cell(config, save_features=True, **dirs)
     assert record["config"]["position"] == "all" and record["n_corrupted"] == 4
-    features = np.load(dirs["out_dir"] / f"{config.hash}.features.npz")
+    features = np.load(dirs["out_dir"] / f"{record['identity']}.features.npz")
     assert features["features"].shape == (32, 32) and features["labels"].shape == (32,)
 
 
@@ -156,27 +159,27 @@ def test_a_non_finite_loss_marks_the_run_diverged_and_the_cli_exits_nonzero(dirs
 # ---------------------------------------------------------------- bad input: one message, exit 2, nothing overwritten
 
 BAD_INPUTS = {
-    "unknown model": (["--model", "no-such-model"], "unknown model"),
-    "unknown dataset": (["--dataset", "no_such_data"], "unknown dataset"),
-    "fraction not whole layers": (["--position", "bottom", "--fraction", "0.3"], "not a whole number"),
-    "fraction out of range": (["--position", "bottom", "--fraction", "1.5"], "fraction"),
-    "fraction without position": (["--fraction", "0.5"], "--position"),
-    # data_dir is not part of a cell's identity, so a new seed makes this a cell that has no record yet
-    "missing data folder": (["--data-dir", "/nonexistent/data", "--seed", "7"], "dvc pull"),
-    "empty test split": (["--n-test", "0"], "n_test"),
-    "offline hub model": (["--model", "bert-base-uncased"], "Offline alternatives"),
+    "unknown model": (["--model", "no-such-model"], "unknown model", 2),
+    "unknown dataset": (["--dataset", "no_such_data"], "unknown dataset", 2),
+    "fraction not whole layers": (["--position", "bottom", "--fraction", "0.3"], "not a whole number", 2),
+    "fraction out of range": (["--position", "bottom", "--fraction", "1.5"], "fraction", 2),
+    "fraction without position": (["--fraction", "0.5"], "--position", 2),
+    # the data is part of a cell's identity: without it there is no record to return either
+    "missing data folder": (["--data-dir", "/nonexistent/data"], "dvc pull", 4),
+    "empty test split": (["--n-test", "0"], "n_test", 2),
+    "offline hub model": (["--model", "bert-base-uncased"], "Offline alternatives", 2),
 }
 
 
-@pytest.mark.parametrize("argv, message", BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
-def test_bad_input_gives_one_clear_error_and_keeps_the_good_result(argv, message, dirs, capsys):
+@pytest.mark.parametrize("argv, message, code", BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
+def test_bad_input_gives_one_clear_error_and_keeps_the_good_result(argv, message, code, dirs, capsys):
     out = dirs["out_dir"] / "good.json"
     base = ["cell", "--model", "tiny-bert", "--dataset", "sst2", "--n-train", "64", "--n-test", "32", "--epochs", "1",
             "--data-dir", str(DATA), "--cache-dir", str(dirs["cache_dir"]), "--out", str(out), "--no-progress"]
     assert main(base) == 0
     good = out.read_bytes()
     capsys.readouterr()
-    assert main(base + argv) == 2
+    assert main(base + argv) == code
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and "Traceback" not in err
     assert out.read_bytes() == good

@@ -189,6 +189,18 @@ def test_cached_notes_warn_again(tokenizer, tmp_path):
     assert first.notes == second.notes and first.notes
 
 
+@pytest.mark.parametrize("damage", [b"", b"not a zip file", b"PK\x03\x04 torn zip"])
+def test_a_corrupt_cache_file_is_rebuilt_silently(tokenizer, tmp_path, damage):
+    counting = CountingTokenizer(tokenizer)
+    args = dict(data_dir=DATA, n_train=100, n_test=50, cache_dir=tmp_path)
+    first = prepare("sst2", counting, **args)
+    (cached,) = tmp_path.iterdir()
+    cached.write_bytes(damage)
+    again = prepare("sst2", counting, **args)
+    assert counting.calls == 6 and np.array_equal(first.train.input_ids, again.train.input_ids)
+    assert prepare("sst2", counting, **args) and counting.calls == 6  # the rebuilt file is read back
+
+
 def test_a_killed_write_leaves_no_cache_file(tokenizer, tmp_path, monkeypatch):
     def killed(handle, **arrays):
         handle.write(b"half a file")

@@ -13,12 +13,13 @@ import pytest
 import yaml
 
 from harness import BadInput
-from harness.config import CellConfig
+from harness.config import METHOD_VERSION, CellConfig, cell_identity
 from harness.corrupt import layers_to_corrupt
-from harness.grid import describe, expand, is_done, load_profile, run_grid, tsne_cells
-from harness.results import write_json_atomic
+from harness.grid import dataset_digests, describe, expand, is_done, load_profile, run_grid, tsne_cells
+from harness.results import RECORD_SCORES, RecordWarning, features_path, record_path, write_json_atomic
 
 PARAMS = Path(__file__).resolve().parent.parent / "params.yaml"
+DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
 def write_params(tmp_path: Path, **blocks_and_defaults) -> Path:
@@ -123,15 +124,22 @@ class FakeCells:
         self.calls: list[tuple[str, bool]] = []
         self.fail_on = fail_on
 
-    def run_cell(self, config: CellConfig, *, out_dir, data_dir, cache_dir, save_features=False, progress=True):
+    def run_cell(self, config: CellConfig, *, out_dir, data_dir, cache_dir, data_digest, save_features=False,
+                 progress=True, wait=True):
         self.calls.append((config.hash, save_features))
         if config.hash == self.fail_on:
             raise BadInput("dataset folder data/sst2 not found")
-        record = {"config": config.to_dict(), "config_hash": config.hash, "status": "ok"}
-        write_json_atomic(Path(out_dir) / f"{config.hash}.json", record)
+        record = fake_record(config, data_digest)
+        path = write_json_atomic(record_path(config, out_dir, data_digest), record)
         if save_features:
-            (Path(out_dir) / f"{config.hash}.features.npz").write_bytes(b"npz")
+            features_path(path).write_bytes(b"npz")
         return record
+
+
+def fake_record(config: CellConfig, data_digest: str) -> dict:
+    return {"config": config.to_dict(), "config_hash": config.hash, "identity": cell_identity(config, data_digest),
+            "method_version": METHOD_VERSION, "data_digest": data_digest, "status": "ok", "data": {},
+            **dict.fromkeys(RECORD_SCORES, 1.0)}
 
 
 @pytest.fixture
@@ -143,22 +151,24 @@ def fake_cells(monkeypatch):
     return fake
 
 
+def grid_dirs(tmp_path: Path) -> dict:
+    return {"out_dir": tmp_path / "cells", "data_dir": DATA, "cache_dir": tmp_path / "cache", "progress": False}
+
+
 def test_a_second_run_computes_nothing(tmp_path, fake_cells):
     cells = expand(load_profile("t", write_params(tmp_path)))
-    out = tmp_path / "cells"
-    assert len(run_grid(cells, out_dir=out, progress=False)) == len(cells) == 8
+    assert len(run_grid(cells, **grid_dirs(tmp_path))) == len(cells) == 8
     assert sorted(h for h, _ in fake_cells.calls) == sorted(c.hash for c in cells)
-    assert run_grid(cells, out_dir=out, progress=False) == []
+    assert run_grid(cells, **grid_dirs(tmp_path)) == []
     assert len(fake_cells.calls) == 8
 
 
 def test_changing_one_seed_recomputes_only_its_cells(tmp_path, fake_cells):
-    out = tmp_path / "cells"
-    run_grid(expand(load_profile("t", write_params(tmp_path))), out_dir=out, progress=False)
+    run_grid(expand(load_profile("t", write_params(tmp_path))), **grid_dirs(tmp_path))
     fake_cells.calls.clear()
     changed = expand(load_profile("t", write_params(tmp_path, defaults={
         "lrs": [5.0e-5], "seeds": [0, 2], "epochs": 1, "n_train": 32, "n_test": 16})))
-    ran = run_grid(changed, out_dir=out, progress=False)
+    ran = run_grid(changed, **grid_dirs(tmp_path))
     assert {c.seed for c in ran} == {2} and len(ran) == 4
     assert [h for h, _ in fake_cells.calls] == [c.hash for c in ran]
 
@@ -167,25 +177,27 @@ def test_stray_temp_files_and_broken_records_are_not_results(tmp_path, fake_cell
     cells = expand(load_profile("t", write_params(tmp_path)))
     out = tmp_path / "cells"
     out.mkdir()
+    digest = dataset_digests(cells, DATA)["sst2"]
     first, second = cells[0], cells[1]
     # what a kill -9 during an atomic write leaves: a temp file beside the record that never appeared
-    (out / f".{first.hash}.json.x1y2.tmp").write_text(json.dumps({"config_hash": first.hash})[:10])
-    (out / f"{second.hash}.json").write_text('{"config_hash": "')  # a torn write from a non-atomic tool
-    assert not is_done(first, out) and not is_done(second, out)
-    ran = run_grid(cells, out_dir=out, progress=False)
+    (out / f".{cell_identity(first, digest)}.json.x1y2.tmp").write_text(json.dumps({"config_hash": first.hash})[:10])
+    record_path(second, out, digest).write_text('{"config_hash": "')  # a torn write from a non-atomic tool
+    with pytest.warns(RecordWarning, match=f"{cell_identity(second, digest)}.json is not a readable result record"):
+        assert not is_done(first, out, digest) and not is_done(second, out, digest)
+    with pytest.warns(RecordWarning):
+        ran = run_grid(cells, **grid_dirs(tmp_path))
     assert {first.hash, second.hash} <= {c.hash for c in ran}
-    assert all(is_done(c, out) for c in cells)
+    assert all(is_done(c, out, digest) for c in cells)
 
 
 def test_feature_cells_save_features_and_count_as_done_only_with_them(tmp_path, fake_cells):
     cells = expand(load_profile("t", write_params(tmp_path)))
-    out = tmp_path / "cells"
-    run_grid(cells, out_dir=out, progress=False)
+    run_grid(cells, **grid_dirs(tmp_path))
     wanted = cells[0].hash
     fake_cells.calls.clear()
-    ran = run_grid(cells, out_dir=out, features={wanted}, progress=False)
+    ran = run_grid(cells, features={wanted}, **grid_dirs(tmp_path))
     assert [c.hash for c in ran] == [wanted] and fake_cells.calls == [(wanted, True)]
-    assert run_grid(cells, out_dir=out, features={wanted}, progress=False) == []
+    assert run_grid(cells, features={wanted}, **grid_dirs(tmp_path)) == []
 
 
 def test_bad_input_stops_the_grid_naming_the_cell(tmp_path, monkeypatch):
@@ -195,7 +207,7 @@ def test_bad_input_stops_the_grid_naming_the_cell(tmp_path, monkeypatch):
     module.run_cell = fake.run_cell
     monkeypatch.setitem(sys.modules, "harness.cell", module)
     with pytest.raises(BadInput, match=f"cell {cells[2].hash} \\({describe(cells[2])}\\): dataset folder"):
-        run_grid(cells, out_dir=tmp_path / "cells", progress=False)
+        run_grid(cells, **grid_dirs(tmp_path))
     assert len(fake.calls) == 3  # the cells after the bad one never started
 
 
@@ -203,7 +215,7 @@ def test_list_cli_lists_every_cell_once(tmp_path, capsys):
     from harness.cli import main
 
     assert main(["grid", "--profile", "t", "--params", str(write_params(tmp_path)), "--list",
-                 "--out", str(tmp_path / "cells")]) == 0
+                 "--out", str(tmp_path / "cells"), "--data-dir", str(DATA)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 8 and len({line.split("\t")[0] for line in lines}) == 8
     assert all(line.split("\t")[1] == "todo" for line in lines)

@@ -75,9 +75,9 @@ def test_tsne_figure_from_saved_features(tmp_path):
     assert {c.lr for c in chosen.values()} == {5e-5}  # the paper's choice: the best test F1
     for i, config in enumerate(chosen.values()):
         features, labels = blobs(8, 4, spread=0.3 + 3 * i, seed=i)  # clusters blur as corruption grows
-        np.savez(features_file(config, tmp_path), features=features, labels=labels)
+        np.savez(features_file(config, tmp_path, "ag-news-files"), features=features, labels=labels)
 
-    result = tsne_figure(chosen, tmp_path, tmp_path / "tsne.png", tmp_path / "tsne.json")
+    result = tsne_figure(chosen, tmp_path, tmp_path / "tsne.png", tmp_path / "tsne.json", "ag-news-files")
     assert (tmp_path / "tsne.png").read_bytes()[:8] == PNG_MAGIC
     saved = json.loads((tmp_path / "tsne.json").read_text())
     assert saved == json.loads(json.dumps(result)) and list(saved["panels"]) == list(panels)
@@ -90,6 +90,6 @@ def test_tsne_needs_the_features(tmp_path):
     panels = tsne_panels()
     scores = pd.DataFrame([{"config_hash": c.hash, "best_test_f1": 80.0} for v in panels.values() for c in v])
     with pytest.raises(BadInput, match="rerun the grid"):
-        tsne_figure(choose_tsne_cells(panels, scores), tmp_path, tmp_path / "t.png", tmp_path / "t.json")
+        tsne_figure(choose_tsne_cells(panels, scores), tmp_path, tmp_path / "t.png", tmp_path / "t.json", "digest")
     with pytest.raises(BadInput, match="run the grid first"):
         choose_tsne_cells(panels, scores.iloc[:0])
