@@ -289,8 +289,8 @@ def _connect(settings: RaySettings) -> bool:
     options = {"runtime_env": {"env_vars": env}, "logging_level": "WARNING"}
     if settings.address:
         ray.init(address=settings.address, **options)
-    else:  # a one-machine cluster for this grid, gone when it ends
-        ray.init(num_cpus=available_cores(), include_dashboard=False, **options)
+    else:  # a one-machine cluster for this grid, gone when it ends ("local": not one that `ray start` left running)
+        ray.init(address="local", num_cpus=available_cores(), include_dashboard=False, **options)
     return True
 
 
