@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 from collections import deque
@@ -44,6 +45,8 @@ from harness import BadInput
 from harness.config import CellConfig
 
 EXECUTORS = ("local", "ray", "slurm")
+SLURM_ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "REQUEUE_HOLD",
+                "REQUEUE_FED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED"}  # squeue's states of a live job
 
 # What a Ray worker needs from the driver's environment to run a cell the same way: where the code
 # is (a source checkout on PYTHONPATH), offline hub settings, and quiet/passive threading.
@@ -344,18 +347,21 @@ def run_chunk(run: Callable[[CellConfig, str], dict], init_worker: Callable[[int
     return outcome
 
 
-def _alive(cluster: str, folder: Path, job_id: str) -> bool:
+def _alive(cluster: str, job_id: str) -> bool:
     """Whether a job submitted by an earlier driver may still write its records."""
     if cluster == "local":  # the job id is the pid of submitit's controller, which outlives its driver
         try:
             return Path(f"/proc/{int(job_id)}/stat").read_text().split(") ")[-1][:1] not in ("Z", "X")
         except (OSError, ValueError):
             return False
-    import submitit
-
-    state = submitit.SlurmJob(folder, job_id).state.upper()
-    return state.split()[0] in {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING",
-                                "SUSPENDED", "UNKNOWN"}
+    # squeue asks the controller, so it needs no accounting database (sacct does).
+    try:
+        done = subprocess.run(["squeue", "-h", "-o", "%T", "-j", job_id], capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.SubprocessError):
+        return True  # cannot tell: wait for it rather than risk running its cells twice
+    if done.returncode != 0:
+        return "invalid job id" not in done.stderr.lower()  # long gone from the queue, or the queue is down
+    return bool(done.stdout.split()) and done.stdout.split()[0] in SLURM_ACTIVE
 
 
 def slurm_timeout_min(work: Work, settings: SlurmSettings) -> int:
@@ -396,7 +402,7 @@ def run_slurm(work: Work, settings: RunSettings, on_done: OnDone) -> None:
     ledger = folder / "inflight.json"  # cell hash -> job id: what a restarted driver must wait for
     inflight = json.loads(ledger.read_text()) if ledger.is_file() else {}
     by_hash = {c.hash: c for c in work.todo}
-    adopted = {h: job for h, job in inflight.items() if h in by_hash and _alive(cluster, folder, job)}
+    adopted = {h: job for h, job in inflight.items() if h in by_hash and _alive(cluster, job)}
     fresh = [c for c in work.todo if c.hash not in adopted]
     chunks = deque(fresh[i:i + s.cells_per_task] for i in range(0, len(fresh), s.cells_per_task))
     running: dict = {}  # submitit job -> its cells
@@ -432,7 +438,7 @@ def run_slurm(work: Work, settings: RunSettings, on_done: OnDone) -> None:
                 if work.is_done(by_hash[cell_hash]):
                     on_done(by_hash[cell_hash], None)
                     del adopted[cell_hash]
-                elif not _alive(cluster, folder, job_id):
+                elif not _alive(cluster, job_id):
                     del adopted[cell_hash]
                     chunks.append([by_hash[cell_hash]])
             if running or adopted:

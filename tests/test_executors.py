@@ -327,10 +327,12 @@ def test_slurm_runs_the_ci_profile_through_submitits_local_executor(ci, tmp_path
     assert cli_main(args) == 0 and "(0 run now, executor slurm)" in capsys.readouterr().err
 
 
-def test_a_killed_slurm_driver_waits_for_its_jobs_instead_of_resubmitting(tmp_path):
+@pytest.mark.parametrize("cluster", ["local", pytest.param("slurm", marks=pytest.mark.skipif(
+    shutil.which("sbatch") is None, reason="no Slurm here: `sbatch` is not on PATH"))])
+def test_a_killed_slurm_driver_waits_for_its_jobs_instead_of_resubmitting(tmp_path, cluster):
     pytest.importorskip("submitit")
     out, journal = tmp_path / "cells", tmp_path / "journal"
-    raw = json.dumps({"slurm": {"cluster": "local", "folder": str(tmp_path / "submitit"), "timeout_min": 5,
+    raw = json.dumps({"slurm": {"cluster": cluster, "folder": str(tmp_path / "submitit"), "timeout_min": 5,
                                 "gpus_per_task": 0, "cpus_per_task": 1, "array_parallelism": 2, "poll_s": 0.2}})
     driver = [sys.executable, str(ROOT / "tests" / "executor_fakes.py"), "slurm", str(out), str(journal), "8", "2"]
     first = subprocess.Popen([*driver, "first", raw], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -356,7 +358,7 @@ def test_a_killed_slurm_driver_waits_for_its_jobs_instead_of_resubmitting(tmp_pa
 @pytest.mark.skipif(shutil.which("sbatch") is None, reason="no Slurm here: `sbatch` is not on PATH")
 def test_slurm_runs_cells_through_real_sbatch(ci, tmp_path, capsys):
     pytest.importorskip("submitit")
-    params = slurm_params(tmp_path, cluster=None, cells_per_task=2, array_parallelism=2, poll_s=2,
+    params = slurm_params(tmp_path, cluster=None, cells_per_task=5, array_parallelism=2, poll_s=1, mem_gb=None,
                           partition=os.environ.get("SLURM_TEST_PARTITION"))
     profile = yaml.safe_load(params.read_text())
     profile["profiles"]["ci"]["defaults"]["seeds"] = [0]  # half the profile: a real queue is slower to start
