@@ -64,6 +64,7 @@ class Work:
     out_dir: Path
     init_worker: Callable[[int], None]  # once per worker process: torch threads, quiet logs (picklable)
     describe: Callable[[CellConfig], str] = str
+    data_dir: Path = Path("data")  # only for the estimate behind a Slurm time limit
 
 
 OnDone = Callable[[CellConfig, dict | None], None]  # (cell, its record where the executor has it)
@@ -372,7 +373,7 @@ def slurm_timeout_min(work: Work, settings: SlurmSettings) -> int:
                        "(python -m harness estimate --gpus N --gpu-type TYPE prints it)")
     from harness.bench import suggested_timeout_min
 
-    return suggested_timeout_min(work.todo, settings.gpu_type, cells_per_task=settings.cells_per_task)
+    return suggested_timeout_min(work.todo, settings.gpu_type, settings.cells_per_task, work.data_dir)
 
 
 def submitit_executor(work: Work, settings: SlurmSettings, cluster: str):

@@ -357,7 +357,8 @@ def run_grid(
     # Absolute paths: a Ray worker or Slurm task need not start in this folder.
     work = Work(todo=tuple(todo), run=CellRunner(str(Path(data_dir).resolve()), str(Path(cache_dir).resolve()),
                                                  frozenset(features)),
-                is_done=done, out_dir=Path(out_dir).resolve(), init_worker=_init_worker, describe=describe)
+                is_done=done, out_dir=Path(out_dir).resolve(), init_worker=_init_worker, describe=describe,
+                data_dir=Path(data_dir).resolve())
     bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc="grid", unit="cell",
                disable=not progress, dynamic_ncols=True)
 

@@ -40,8 +40,13 @@ class FakeCell:
     sleep_s: float = 0.0
     journal: str | None = None
     tag: str = ""  # which driver started it
+    fail_on: str | None = None  # the hash of a cell that fails on bad input, as a missing dataset would
 
     def __call__(self, config: CellConfig, out_dir: str) -> dict:
+        if config.hash == self.fail_on:
+            from harness import BadInput
+
+            raise BadInput("dataset folder data/sst2 not found")
         node, gpus = where()
         log(self.journal, "start", config, node=node, tag=self.tag)
         started = time.time()
