@@ -278,7 +278,8 @@ def write_atomic(path: Path, payload: bytes) -> None:
 
 
 def write_files(out_dir: Path, files: Sequence[tuple[str, bytes]]) -> None:
-    # In the order the cell wrote them: its record comes last, so a record never exists without its features.
+    # In the order the cell wrote them (its record last), as on the worker's disk. A record that
+    # arrived without its features would not count as done anyway (the grid's is_done checks both).
     for name, payload in files:
         write_atomic(Path(out_dir) / name, payload)
 

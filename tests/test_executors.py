@@ -362,6 +362,21 @@ def _catch(failures: list, function, *args) -> None:
 # ---------------------------------------------------------------- slurm: submitit arrays
 
 
+def slurm_is_up() -> bool:
+    """A Slurm controller answers here (`sbatch` alone is not enough: its daemons may be stopped)."""
+    if shutil.which("sbatch") is None or shutil.which("scontrol") is None:
+        return False
+    try:
+        ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return ping.returncode == 0 and "UP" in ping.stdout
+
+
+NO_SLURM = "no Slurm here: `sbatch` is not on PATH or `scontrol ping` finds no controller"
+SLURM_UP = slurm_is_up()
+
+
 def slurm_params(tmp_path: Path, **slurm) -> Path:
     params = yaml.safe_load(PARAMS.read_text())
     params["run"]["slurm"].update({"cluster": "local", "folder": str(tmp_path / "submitit"), "timeout_min": 20,
@@ -386,8 +401,8 @@ def test_slurm_runs_the_ci_profile_through_submitits_local_executor(ci, tmp_path
     assert cli_main(args) == 0 and "(0 run now, executor slurm)" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("cluster", ["local", pytest.param("slurm", marks=pytest.mark.skipif(
-    shutil.which("sbatch") is None, reason="no Slurm here: `sbatch` is not on PATH"))])
+@pytest.mark.parametrize("cluster", ["local", pytest.param("slurm", marks=pytest.mark.skipif(not SLURM_UP,
+                                                                                          reason=NO_SLURM))])
 def test_a_killed_slurm_driver_waits_for_its_jobs_instead_of_resubmitting(tmp_path, cluster):
     pytest.importorskip("submitit")
     out, journal = tmp_path / "cells", tmp_path / "journal"
@@ -414,7 +429,7 @@ def test_a_killed_slurm_driver_waits_for_its_jobs_instead_of_resubmitting(tmp_pa
     assert not (tmp_path / "submitit" / "inflight.json").exists()
 
 
-@pytest.mark.skipif(shutil.which("sbatch") is None, reason="no Slurm here: `sbatch` is not on PATH")
+@pytest.mark.skipif(not SLURM_UP, reason=NO_SLURM)
 def test_slurm_runs_cells_through_real_sbatch(ci, tmp_path, capsys):
     pytest.importorskip("submitit")
     params = slurm_params(tmp_path, cluster=None, cells_per_task=5, array_parallelism=2, poll_s=1, mem_gb=None,
