@@ -12,7 +12,9 @@ Fractions are exact (``1/3`` is 2 of MiniLM's 6 layers) and must be whole layers
 
 The runner keys every cell by ``config.hash``: ``<out>/<hash>.json`` is written atomically by
 ``run_cell``, so a finished cell is never recomputed, a killed grid resumes where it stopped, and
-changing one cell's parameters recomputes only that cell.
+changing one cell's parameters recomputes only that cell. Where the cells run (a process pool,
+one worker per GPU, a Ray cluster, a Slurm array) is ``harness/executors.py``, chosen by params.yaml's
+``run:`` block, which is no part of any cell's identity.
 """
 
 from __future__ import annotations
