@@ -840,9 +840,15 @@ def estimate_profile(cells: Sequence, rates: Rates, *, data_dir: str | Path = "d
     (``python -m harness bench`` on it); its evaluation rate defaults to the same ratio to training
     as on this machine.
     """
-    train_fps, eval_fps = rates.flops_per_s()
+    return per_model(cell_frame(cells, data_dir, rates, gpu_tokens_per_s, gpu_eval_tokens_per_s))
+
+
+def cell_frame(cells: Sequence, data_dir: str | Path = "data", rates: Rates | None = None,
+               gpu_tokens_per_s: float | None = None, gpu_eval_tokens_per_s: float | None = None) -> pd.DataFrame:
+    """One row per cell: its tokens, FLOPs and, given ``rates``, predicted hours (see ``estimate_profile``)."""
+    here = rates.flops_per_s() if rates else None
     gpu = None
-    if gpu_tokens_per_s is not None:
+    if rates and gpu_tokens_per_s is not None:
         n_ref = non_embedding_parameters(rates.model)
         gpu_eval = gpu_eval_tokens_per_s or gpu_tokens_per_s * rates.eval_tokens_per_s / rates.train_tokens_per_s
         gpu = (gpu_tokens_per_s * 6 * n_ref, gpu_eval * 2 * n_ref)
@@ -870,13 +876,100 @@ def estimate_profile(cells: Sequence, rates: Rates, *, data_dir: str | Path = "d
         cost = cell_cost(config, split_tokens[key], n)
         rows.append({"model": config.model, "cells": 1, "train_tokens": cost.train_tokens + cost.body_tokens,
                      "eval_tokens": cost.eval_tokens, "pflops": cost.flops / 1e15,
-                     "hours_here": predicted_seconds(cost, n, train_fps, eval_fps) / 3600,
-                     **({"hours_gpu": predicted_seconds(cost, n, *gpu) / 3600} if gpu else {})})
-    frame = pd.DataFrame(rows)
-    per_model = frame.groupby("model", sort=False).sum().reset_index()
-    per_model.insert(1, "non_embedding_params_M", [params[m] / 1e6 for m in per_model.model])
-    total = per_model.drop(columns=["model", "non_embedding_params_M"]).sum()
-    return pd.concat([per_model, pd.DataFrame([{"model": "total", **total}])], ignore_index=True)
+                     **({"hours_here": predicted_seconds(cost, n, *here) / 3600} if here else {}),
+                     **({"hours_gpu": predicted_seconds(cost, n, *gpu) / 3600} if gpu else {}),
+                     "precision": config.precision, "params": n})
+    return pd.DataFrame(rows)
+
+
+def per_model(frame: pd.DataFrame) -> pd.DataFrame:
+    """The per-cell frame summed per model, with a total row."""
+    table = frame.drop(columns=["precision", "params"]).groupby("model", sort=False).sum().reset_index()
+    table.insert(1, "non_embedding_params_M", [frame.params[frame.model == m].iloc[0] / 1e6 for m in table.model])
+    total = table.drop(columns=["model", "non_embedding_params_M"]).sum()
+    return pd.concat([table, pd.DataFrame([{"model": "total", **total}])], ignore_index=True)
+
+
+# ---------------------------------------------------------------- estimate: N GPUs, packing, Slurm time limit
+
+
+@dataclass(frozen=True)
+class GpuType:
+    """A GPU's datasheet peak, dense (no sparsity), in TFLOP/s."""
+
+    fp32: float  # plain FP32: our fp32 cells leave TF32 off, as PyTorch does by default
+    bf16: float  # BF16 tensor cores (bf16 cells autocast the forward pass); FP16 where the chip has no BF16
+
+
+# NVIDIA's datasheets (SXM parts where there are two). Measured rates replace them: `--tokens-per-s`.
+GPU_TYPES = {
+    "t4": GpuType(8.1, 65), "v100": GpuType(15.7, 125), "a10": GpuType(31.2, 125), "l4": GpuType(30.3, 121),
+    "a100": GpuType(19.5, 312), "l40s": GpuType(91.6, 362), "h100": GpuType(67, 989), "h200": GpuType(67, 989),
+}
+# ASSUMPTIONS, not measurements (no GPU was at hand): the share of peak that BERT fine-tuning at
+# batch 32 reaches in our loop, and how busy one small-model cell keeps a GPU by itself.
+GPU_UTILISATION = 0.4
+SMALL_CELL_GPU_SHARE = 0.5
+SMALL_MODEL_PARAMS = 50e6  # non-embedding parameters under which a model counts as small (DistilBERT, MiniLM)
+
+
+def datasheet_hours(frame: pd.DataFrame, gpu_type: str) -> pd.Series:
+    """Each cell's hours on one GPU of ``gpu_type``, at the assumed share of its datasheet peak."""
+    if gpu_type not in GPU_TYPES:
+        raise BadInput(f"unknown gpu type {gpu_type!r}; known: {', '.join(GPU_TYPES)}")
+    peak = GPU_TYPES[gpu_type]
+    tflops = frame.precision.map({"bf16": peak.bf16, "fp32": peak.fp32}) * GPU_UTILISATION
+    return frame.pflops * 1e3 / tflops / 3600
+
+
+def gpu_wall_hours(hours: Sequence[float], gpus: int, small: Sequence[bool] = (), pack: int = 1) -> float:
+    """Wall time of cells on ``gpus`` GPUs: their GPU-hours spread evenly, or the longest cell if longer.
+
+    ``pack`` > 1 runs that many small cells at once on a GPU: each alone keeps it only
+    ``SMALL_CELL_GPU_SHARE`` busy, so together they finish min(pack, 1 / share) times sooner.
+    """
+    small = list(small) or [False] * len(hours)
+    gain = [min(pack, 1 / SMALL_CELL_GPU_SHARE) if pack > 1 and is_small else 1.0 for is_small in small]
+    gpu_hours = sum(h / g for h, g in zip(hours, gain))
+    longest = max(h * pack / g if g > 1 else h for h, g in zip(hours, gain))  # a packed cell shares its GPU
+    return max(gpu_hours / gpus, longest)
+
+
+def timeout_min(longest_cell_hours: float, cells_per_task: int = 1) -> int:
+    """A Slurm time limit for one array task: its cells at the longest predicted cell, x2, + 10 min, in 10s."""
+    return int(-(-(2 * 60 * longest_cell_hours * cells_per_task + 10) // 10) * 10)
+
+
+def suggested_timeout_min(cells: Sequence, gpu_type: str, cells_per_task: int = 1, data_dir: str | Path = "data") -> int:
+    """``timeout_min`` for these cells on ``gpu_type`` (the slurm executor's default)."""
+    return timeout_min(datasheet_hours(cell_frame(cells, data_dir), gpu_type).max(), cells_per_task)
+
+
+def format_gpus(frame: pd.DataFrame, gpus: int, gpu_type: str | None, pack: int, cells_per_task: int = 1) -> str:
+    """Lines for ``estimate --gpus N``: wall time, what packing buys, the Slurm time limit.
+
+    Per-cell GPU hours: the measured rate (``hours_gpu``, from --tokens-per-s) where there is one,
+    else ``gpu_type``'s datasheet peak at an assumed utilisation.
+    """
+    if "hours_gpu" in frame:
+        hours, source = frame.hours_gpu, "the GPU rate given by --tokens-per-s"
+    else:
+        peak = GPU_TYPES[gpu_type]
+        hours = datasheet_hours(frame, gpu_type)
+        source = (f"{gpu_type}: ASSUMED {GPU_UTILISATION:.0%} of its datasheet {peak.fp32:g} fp32 / {peak.bf16:g} bf16 "
+                  "TFLOP/s; `bench` there and --tokens-per-s replace it")
+    small = frame.params < SMALL_MODEL_PARAMS
+    one, packed = gpu_wall_hours(list(hours), gpus), gpu_wall_hours(list(hours), gpus, list(small), pack)
+    small_models = ", ".join(sorted(set(frame.model[small]))) or "none in this profile"
+    return "\n".join([
+        f"on {gpus} GPU(s) ({source}):",
+        f"  one cell per GPU: {one:.1f} h wall ({hours.sum():.1f} GPU-hours; longest cell {hours.max():.2f} h)",
+        f"  {pack} small-model cells per GPU ({small_models}; ASSUMED: one alone keeps a GPU "
+        f"{SMALL_CELL_GPU_SHARE:.0%} busy): {packed:.1f} h wall, {one - packed:.1f} h saved",
+        f"slurm: timeout_min={timeout_min(hours.max(), cells_per_task)} for an array task of {cells_per_task} cell(s) "
+        "(longest cell x2 + 10 min; what run.slurm.timeout_min: null uses)",
+        f"predicted_wall_hours={one:.2f} predicted_wall_hours_packed={packed:.2f}",
+    ])
 
 
 def format_estimate(table: pd.DataFrame) -> str:
@@ -935,6 +1028,11 @@ def add_cli(subparsers) -> None:
     e.add_argument("--tokens-per-s", type=float, default=None,
                    help="also predict for a GPU: its training real tokens/s for the reference model in our loop")
     e.add_argument("--eval-tokens-per-s", type=float, default=None, help="the GPU's evaluation real tokens/s")
+    e.add_argument("--gpus", type=int, default=None, help="also predict the wall time on N GPUs (with --gpu-type)")
+    e.add_argument("--gpu-type", default="a100", choices=sorted(GPU_TYPES),
+                   help="datasheet peak for --gpus, at an assumed utilisation (default: %(default)s)")
+    e.add_argument("--pack", type=int, default=2, help="small-model cells per GPU for the packing line (default: 2)")
+    e.add_argument("--cells-per-task", type=int, default=1, help="cells per Slurm array task, for its time limit")
     e.add_argument("--data-dir", default="data")
     e.set_defaults(func=estimate_cli)
 
@@ -971,13 +1069,16 @@ def estimate_cli(args: argparse.Namespace) -> int:
     cells = expand(profile)
     if args.tokens_per_s is not None and args.tokens_per_s <= 0:
         raise BadInput(f"--tokens-per-s must be positive, got {args.tokens_per_s}")
+    if args.gpus is not None and (args.gpus < 1 or args.pack < 1 or args.cells_per_task < 1):
+        raise BadInput(f"--gpus, --pack and --cells-per-task must be >= 1, got {args.gpus}, {args.pack}, "
+                       f"{args.cells_per_task}")
     if Path(args.bench).is_file() and not args.calibrate:
         rates = rates_from_bench(args.bench)
     else:
         print(f"no {args.bench}: measuring this machine with a quick calibration run ...", file=sys.stderr)
         rates = calibrate(args.data_dir)
-    table = estimate_profile(cells, rates, data_dir=args.data_dir, gpu_tokens_per_s=args.tokens_per_s,
-                             gpu_eval_tokens_per_s=args.eval_tokens_per_s)
+    frame = cell_frame(cells, args.data_dir, rates, args.tokens_per_s, args.eval_tokens_per_s)
+    table = per_model(frame)
     from harness.precision import detect_hardware
 
     precisions = sorted({c.precision for c in cells})
@@ -990,4 +1091,6 @@ def estimate_cli(args: argparse.Namespace) -> int:
     if "hours_gpu" in table:
         line += f" predicted_hours_gpu={total.hours_gpu:.2f}"
     print(line)
+    if args.gpus:
+        print(format_gpus(frame, args.gpus, args.gpu_type, args.pack, args.cells_per_task))
     return 0

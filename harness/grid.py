@@ -16,21 +16,20 @@ so a finished cell is never recomputed, a killed grid resumes where it stopped, 
 cell's parameters (or its dataset's files) recomputes only that cell. Before any cell starts, the
 whole grid is checked (``plan_grid``): the profile, every dataset's files and splits, and that the
 output folders can be written. Grids that share a results folder claim each cell through a lock,
-so no cell is computed twice.
+so no cell is computed twice. Where the cells run (a process pool, one worker per GPU, a Ray
+cluster, a Slurm array) is ``harness/executors.py``, chosen by params.yaml's ``run:`` block, which
+is no part of any cell's identity.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import warnings
 from collections.abc import Collection, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from itertools import product
-from multiprocessing import get_context
 from pathlib import Path
 
 import yaml
@@ -39,6 +38,7 @@ from tqdm.auto import tqdm
 from harness import BadInput
 from harness.config import CellConfig, cell_identity, real_number, whole_number
 from harness.corrupt import init_bound, layers_to_corrupt, parse_scope
+from harness.executors import EXECUTORS, RunSettings, Work, execute, override, run_settings
 from harness.precision import resolve_precision
 from harness.results import cell_record, check_writable, features_path, record_path
 
@@ -394,8 +394,35 @@ def _finish_claimed(plan: GridPlan, options: dict, features: Collection[str], ou
             _run_checked(config, {**options, "wait": True}, features)
 
 
-def available_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+def _run_checked(config: CellConfig, options: dict, features: Collection[str]) -> dict | None:
+    try:
+        return _run_one(config, {**options, "save_features": config.hash in features})
+    except BadInput as error:  # keep the error's class (and so its exit code), name the cell
+        raise type(error)(f"cell {config.hash} ({describe(config)}): {error}") from error
+
+
+@dataclass(frozen=True)
+class CellRunner:
+    """Runs one cell of this grid into a folder: the one function every executor calls (picklable)."""
+
+    data_dir: str
+    cache_dir: str
+    digests: dict[str, str]  # dataset -> digest of its files (part of each cell's identity)
+    features: frozenset[str] = frozenset()  # hashes of the cells that also save their test-set features
+
+    def __call__(self, config: CellConfig, out_dir: str) -> dict | None:
+        return _run_one(config, {"out_dir": str(out_dir), "data_dir": self.data_dir, "cache_dir": self.cache_dir,
+                                 "save_features": config.hash in self.features, "digests": self.digests})
+
+
+@dataclass(frozen=True)
+class DoneCheck:
+    out_dir: str
+    digests: dict[str, str]
+    features: frozenset[str] = frozenset()
+
+    def __call__(self, config: CellConfig) -> bool:
+        return is_done(config, self.out_dir, self.digests[config.dataset], config.hash in self.features)
 
 
 def run_grid(
@@ -408,63 +435,40 @@ def run_grid(
     threads: int | None = None,
     features: Collection[str] = frozenset(),
     progress: bool = True,
+    settings: RunSettings | None = None,
 ) -> list[CellConfig]:
     """Run every cell whose record is missing; return those cells (run here or by a concurrent run).
 
     ``features``: hashes of the cells that also save their test-set features (Figure 1).
-    ``workers`` > 1 runs cells in that many processes; ``threads`` torch threads each (None: cores //
-    workers; with one worker None keeps torch's own choice). A cell that fails on bad input stops
-    the grid with one message naming the cell.
+    ``settings`` picks the executor (``harness.executors``: local, ray, slurm); without it, the
+    local one with ``workers`` processes of ``threads`` torch threads each (None: cores // workers;
+    with one worker None keeps torch's own choice). A cell that fails on bad input stops the grid
+    with one message naming the cell.
     """
-    if workers < 1 or (threads is not None and threads < 1):
-        raise BadInput(f"workers and threads must be >= 1, got workers={workers}, threads={threads}")
     plan = plan_grid(cells, out_dir=out_dir, data_dir=data_dir, cache_dir=cache_dir, features=features)
     todo = plan.todo
-    options = {"out_dir": str(out_dir), "data_dir": str(data_dir), "cache_dir": str(cache_dir), "digests": plan.digests}
+    settings = settings or RunSettings(workers=workers, threads=threads)
+    digests = dict(plan.digests)
+    done = DoneCheck(str(Path(out_dir).resolve()), digests, frozenset(features))
+    # Absolute paths: a Ray worker or Slurm task need not start in this folder.
+    runner = CellRunner(str(Path(data_dir).resolve()), str(Path(cache_dir).resolve()), digests, frozenset(features))
+    work = Work(todo=tuple(todo), run=runner, is_done=done, out_dir=Path(out_dir).resolve(), init_worker=_init_worker,
+                describe=describe, data_dir=Path(data_dir).resolve())
     bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc="grid", unit="cell",
                disable=not progress, dynamic_ncols=True)
+
+    def finished(config: CellConfig, record: dict | None) -> None:
+        bar.set_postfix_str(describe(config))
+        bar.update()
+
     try:
-        if workers == 1:
-            if threads is not None and todo:
-                _init_worker(threads)
-            for config in todo:
-                bar.set_postfix_str(describe(config))
-                _run_checked(config, options, features)
-                bar.update()
-        else:
-            _run_parallel(todo, options, features, workers, threads or max(1, available_cores() // workers), bar)
+        execute(work, settings, finished)
     finally:
         bar.close()
+    # cells another run claimed: wait for their records, or compute them here if that run died
+    options = {"out_dir": str(out_dir), "data_dir": str(data_dir), "cache_dir": str(cache_dir), "digests": digests}
     _finish_claimed(plan, options, features, out_dir)
     return todo
-
-
-def _run_checked(config: CellConfig, options: dict, features: Collection[str]) -> dict:
-    try:
-        return _run_one(config, {**options, "save_features": config.hash in features})
-    except BadInput as error:
-        raise BadInput(f"cell {config.hash} ({describe(config)}): {error}") from error
-
-
-def _run_parallel(todo: list[CellConfig], options: dict, features: Collection[str], workers: int, threads: int,
-                  bar) -> None:
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                             initializer=_init_worker, initargs=(threads,)) as pool:
-        running = {pool.submit(_run_one, c, {**options, "save_features": c.hash in features}): c for c in todo}
-        try:
-            while running:
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    config = running.pop(future)
-                    try:
-                        future.result()
-                    except BadInput as error:
-                        raise BadInput(f"cell {config.hash} ({describe(config)}): {error}") from error
-                    bar.set_postfix_str(describe(config))
-                    bar.update()
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)  # let running cells finish writing; start no more
-            raise
 
 
 def prepare_data(cells: Sequence[CellConfig], *, data_dir: str | Path = "data",
@@ -495,10 +499,21 @@ def add_cli(subparsers) -> None:
     p.add_argument("--params", default="params.yaml")
     p.add_argument("--list", action="store_true", help="print one line per cell (record identity, done/todo, cell) and exit")
     p.add_argument("--prepare", action="store_true", help="only build the data splits and token cache (dvc 'prepare')")
-    p.add_argument("--workers", type=int, default=1, help="cells run in parallel, as CPU processes (default: 1)")
-    p.add_argument("--threads", type=int, default=0,
-                   help="torch threads per worker (default 0: cores // workers). On a busy shared machine 1 thread "
-                        "per process can be several times faster than 2")
+    # How the grid runs: params.yaml's `run:` block, overridden here; never part of a cell's identity.
+    p.add_argument("--executor", choices=EXECUTORS, default=None,
+                   help="local (processes here, one per GPU), ray (a Ray cluster), slurm (a submitit job array); "
+                        "default: run.executor of --params, else local")
+    p.add_argument("--workers", type=int, default=None, help="local, without GPUs: cells in parallel, as CPU processes "
+                   "(default: run.workers of --params, else 1)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="local: torch threads per worker (0: cores // workers; default: run.threads). On a busy "
+                        "shared machine 1 thread per process can be several times faster than 2")
+    p.add_argument("--cells-per-gpu", type=int, default=None, help="local, with GPUs: cells at once on each GPU")
+    p.add_argument("--ray-address", default=None, help="ray: 'auto' joins the cluster of `ray start`, HOST:PORT "
+                   "another; default run.ray.address, none: a one-machine cluster started for this grid")
+    p.add_argument("--cpus-per-cell", type=float, default=None, help="ray: num_cpus per cell (also its torch threads)")
+    p.add_argument("--gpus-per-cell", type=float, default=None, help="ray: num_gpus per cell (0.5: two cells per GPU)")
+    p.add_argument("--partition", default=None, help="slurm: the partition (default: run.slurm.partition)")
     p.add_argument("--out", default="results/cells", help="folder of the result records (default: %(default)s)")
     p.add_argument("--data-dir", default="data")
     p.add_argument("--cache-dir", default="cache/tokens")
@@ -523,10 +538,17 @@ def grid_cli(args: argparse.Namespace) -> int:
         n = prepare_data(cells, data_dir=args.data_dir, cache_dir=args.cache_dir)
         print(f"profile {profile.name}: {n} dataset splits prepared in {args.cache_dir}", file=sys.stderr)
         return 0
-    ran = run_grid(cells, out_dir=args.out, data_dir=args.data_dir, cache_dir=args.cache_dir, workers=args.workers,
-                   threads=args.threads or None, features=features, progress=not args.no_progress)
+    settings = override(run_settings(read_params(args.params).get("run")), executor=args.executor,
+                        workers=args.workers, threads=args.threads or None, cells_per_gpu=args.cells_per_gpu,
+                        ray_address=args.ray_address, ray_num_cpus=args.cpus_per_cell,
+                        ray_num_gpus=args.gpus_per_cell, slurm_partition=args.partition)
+    if args.threads == 0:
+        settings = replace(settings, threads=None)
+    ran = run_grid(cells, out_dir=args.out, data_dir=args.data_dir, cache_dir=args.cache_dir, features=features,
+                   progress=not args.no_progress, settings=settings)
     digests = dataset_digests(cells, args.data_dir)
     statuses = [(cell_record(c, digests[c.dataset], args.out) or {}).get("status") for c in cells]
     counts = ", ".join(f"{statuses.count(s)} {s}" for s in ("ok", "failed_run", "diverged") if s in statuses)
-    print(f"profile {profile.name}: {len(cells)} cells ({len(ran)} run now): {counts}", file=sys.stderr)
+    print(f"profile {profile.name}: {len(cells)} cells ({len(ran)} run now, executor {settings.executor}): {counts}",
+          file=sys.stderr)
     return 0
