@@ -43,6 +43,7 @@ from pathlib import Path
 
 from harness import BadInput
 from harness.config import CellConfig
+from harness.results import write_atomic, write_text_atomic
 
 EXECUTORS = ("local", "ray", "slurm")
 SLURM_ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "REQUEUE_HOLD",
@@ -268,22 +269,11 @@ def run_detached(run: Callable[[CellConfig, str], dict], init_worker: Callable[[
         return record, [(p.relative_to(folder).as_posix(), p.read_bytes()) for p in written]
 
 
-def write_atomic(path: Path, payload: bytes) -> None:
-    """The driver's copy of a worker's file: fsync'd and renamed into place, as ``write_json_atomic``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as handle:
-        handle.write(payload)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(handle.name, 0o644)
-    os.replace(handle.name, path)
-
-
 def write_files(out_dir: Path, files: Sequence[tuple[str, bytes]]) -> None:
     # In the order the cell wrote them (its record last), as on the worker's disk. A record that
     # arrived without its features would not count as done anyway (the grid's is_done checks both).
     for name, payload in files:
-        write_atomic(Path(out_dir) / name, payload)
+        write_atomic(Path(out_dir) / name, lambda handle, payload=payload: handle.write(payload))
 
 
 def _connect(settings: RaySettings) -> bool:
@@ -426,7 +416,7 @@ def run_slurm(work: Work, settings: RunSettings, on_done: OnDone) -> None:
             running[job] = chunk
             inflight.update({c.hash: job.job_id for c in chunk})
         folder.mkdir(parents=True, exist_ok=True)
-        ledger.write_text(json.dumps(inflight, indent=1))
+        write_text_atomic(ledger, json.dumps(inflight, indent=1))
 
     try:
         while chunks or running or adopted:

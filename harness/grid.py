@@ -449,7 +449,7 @@ def run_grid(
     todo = plan.todo
     settings = settings or RunSettings(workers=workers, threads=threads)
     digests = dict(plan.digests)
-    done = DoneCheck(str(Path(out_dir).resolve()), digests, frozenset(features))
+    done = DoneCheck(str(out_dir), digests, frozenset(features))  # runs in the driver: paths as given
     # Absolute paths: a Ray worker or Slurm task need not start in this folder.
     runner = CellRunner(str(Path(data_dir).resolve()), str(Path(cache_dir).resolve()), digests, frozenset(features))
     work = Work(todo=tuple(todo), run=runner, is_done=done, out_dir=Path(out_dir).resolve(), init_worker=_init_worker,

@@ -173,8 +173,9 @@ def read_record(path: str | Path) -> dict | None:
         why = _problem(record)
         if why is None:
             return record
-    warnings.warn(f"{path} is not a readable result record ({why}): counted as missing, its cell will be "
-                  "recomputed", RecordWarning, stacklevel=2)
+    # One absolute path and one location: the grid's check and the cell's own read then warn once.
+    warnings.warn(f"{Path(path).resolve()} is not a readable result record ({why}): counted as missing, its cell "
+                  "will be recomputed", RecordWarning, stacklevel=1)
     return None
 
 

@@ -28,7 +28,9 @@ import executor_fakes as fakes
 from harness import BadInput
 from harness import executors as ex
 from harness.cli import main as cli_main
-from harness.grid import CellRunner, DoneCheck, _init_worker, describe, expand, load_profile, prepare_data, run_grid
+from harness.config import cell_identity
+from harness.grid import (CellRunner, DoneCheck, _init_worker, dataset_digests, describe, expand, load_profile,
+                          prepare_data, run_grid)
 from harness.grid import tsne_cells
 from harness.results import read_record
 
@@ -67,17 +69,24 @@ def ci(tmp_path_factory):
     run_grid(subset, out_dir=root / "local", data_dir=DATA, cache_dir=root / "cache", threads=1, features=features,
              progress=False)
     torch.set_num_threads(threads)
-    return {"root": root, "cells": cells, "features": features, "subset": subset, "cache": root / "cache"}
+    return {"root": root, "cells": cells, "features": features, "subset": subset, "cache": root / "cache",
+            "digests": dataset_digests(cells, DATA)}
+
+
+def record_name(ci: dict, config) -> str:
+    """The file name of a cell's record: its identity (config, method version, data digest)."""
+    return f"{cell_identity(config, ci['digests'][config.dataset])}.json"
 
 
 def assert_same_as_local(ci: dict, out: Path, cells=None) -> None:
     for config in cells or ci["subset"]:
-        here, there = read_record(out / f"{config.hash}.json"), read_record(ci["root"] / "local" / f"{config.hash}.json")
+        name = record_name(ci, config)
+        here, there = read_record(out / name), read_record(ci["root"] / "local" / name)
         assert scores(here) == scores(there), describe(config)
         assert here["device"] == "cpu (1 threads)"
         if config.hash in ci["features"]:  # Figure 1's features travelled back with the record
-            with np.load(out / f"{config.hash}.features.npz") as a, np.load(
-                    ci["root"] / "local" / f"{config.hash}.features.npz") as b:
+            npz = name.removesuffix(".json") + ".features.npz"
+            with np.load(out / npz) as a, np.load(ci["root"] / "local" / npz) as b:
                 assert np.array_equal(a["features"], b["features"])
 
 
@@ -264,8 +273,8 @@ class TestRay:
                                   "--gpus-per-cell", "0")) == 0
         n = len(ci["cells"])
         assert f"{n} cells ({n} run now, executor ray)" in capsys.readouterr().err
-        assert sorted(writes) == sorted(f"{c.hash}.json" for c in ci["cells"]) and set(writes.values()) == {1}
-        assert all(DoneCheck(str(out), frozenset(ci["features"]))(c) for c in ci["cells"])
+        assert sorted(writes) == sorted(record_name(ci, c) for c in ci["cells"]) and set(writes.values()) == {1}
+        assert all(DoneCheck(str(out), ci["digests"], frozenset(ci["features"]))(c) for c in ci["cells"])
         assert_same_as_local(ci, out)
         # a second run finds every cell done and contacts no worker
         assert cli_main(grid_args(ci, out, "--executor", "ray", "--ray-address", cluster.address)) == 0
@@ -316,8 +325,10 @@ class TestRay:
         writes = count_writes(monkeypatch)
         out, journal = tmp_path / "cells", tmp_path / "journal"
         features = frozenset(ci["features"])
-        run = fakes.Journaled(CellRunner(str(DATA), str(ci["cache"]), features), str(journal), delay_s=0.3)
-        work = ex.Work(todo=tuple(ci["cells"]), run=run, is_done=DoneCheck(str(out), features), out_dir=out,
+        run = fakes.Journaled(CellRunner(str(DATA), str(ci["cache"]), ci["digests"], features), str(journal),
+                              delay_s=0.3)
+        work = ex.Work(todo=tuple(ci["cells"]), run=run, is_done=DoneCheck(str(out), ci["digests"], features),
+                       out_dir=out,
                        init_worker=_init_worker, describe=describe)
         failures = []
         driver = threading.Thread(target=lambda: _catch(failures, ex.execute, work,
@@ -349,7 +360,7 @@ class TestRay:
         started_there = {e["cell"] for e in events if e["event"] == "start" and e["node"] == removed}
         ended_elsewhere = {e["cell"] for e in events if e["event"] == "end" and e["node"] != removed}
         assert started_there & ended_elsewhere, "no cell of the removed node was run again elsewhere"
-        assert all(DoneCheck(str(out), features)(c) for c in ci["cells"])
+        assert all(DoneCheck(str(out), ci["digests"], features)(c) for c in ci["cells"])
 
 
 def _catch(failures: list, function, *args) -> None:
@@ -395,7 +406,7 @@ def test_slurm_runs_the_ci_profile_through_submitits_local_executor(ci, tmp_path
     assert cli_main(args) == 0
     n = len(ci["cells"])
     assert f"{n} cells ({n} run now, executor slurm)" in capsys.readouterr().err
-    assert all(DoneCheck(str(out), frozenset(ci["features"]))(c) for c in ci["cells"])
+    assert all(DoneCheck(str(out), ci["digests"], frozenset(ci["features"]))(c) for c in ci["cells"])
     assert_same_as_local(ci, out)
     assert not (tmp_path / "submitit" / "inflight.json").exists()  # a finished grid leaves no jobs to wait for
     assert cli_main(args) == 0 and "(0 run now, executor slurm)" in capsys.readouterr().err
