@@ -604,6 +604,10 @@ def _other_run_section(results: dict) -> list[str]:
         f"`{final_line(results)}`; Trainer {summary['trainer_real_tokens_per_s']:.0f} real tokens/s; "
         f"load average at start {load}; created {results['created']}.",
         "",
+        # Runs from before the precision rule recorded no CPU capability: say so rather than guess.
+        f"Machine: {results['machine']['cpu']}, "
+        f"{results['machine'].get('hardware') or 'CPU capability not recorded (a run from before precision: auto)'}.",
+        "",
         summary_frame(results).to_markdown(index=False),
         "",
     ]
@@ -634,6 +638,7 @@ def generate_performance_md(bench_json: str | Path | dict, out: str | Path = "do
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['torch_threads']} torch threads, device `{m['device']}`"
         + (f", GPU {m['gpu']}" if m.get("gpu") else "")
+        + (f" ({m['hardware']})" if m.get("hardware") else "")
         + "".join(f", {k}={val}" for k, val in m.get("env", {}).items()) + f"; load average at start {load} "
         "(other work on the machine slows both runners and makes the numbers noisy). "
         f"Created {results['created']}; total wall time {results['wall_s']:.0f} s.",
