@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from harness import BadInput
 from harness.config import METHOD_VERSION, CellConfig, cell_identity
 from harness.corrupt import corrupt, encoder_layers, layers_to_corrupt
 from harness.data import PreparedData, dataset_digest, dataset_spec, prepare
@@ -122,6 +123,9 @@ def _compute(config: CellConfig, spec, data_digest: str, path: Path, *, data_dir
     """Load, prepare (the data files are read and checked here), corrupt, train, evaluate, write."""
     started = time.perf_counter()
     model, tokenizer = load_classifier(config.model, spec.num_labels, seed=config.seed)
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if positions is not None and config.max_length > positions:  # longer inputs would index past the table
+        raise BadInput(f"max_length {config.max_length} exceeds {config.model}'s {positions} position embeddings")
     data: PreparedData = prepare(
         config.dataset, tokenizer, data_dir=data_dir, n_train=config.n_train, n_test=config.n_test,
         n_val=config.n_val, data_seed=config.data_seed, max_length=config.max_length, cache_dir=cache_dir,

@@ -9,6 +9,7 @@ the dataset files the cell reads. How the cell is run (workers, threads, paths) 
 from __future__ import annotations
 
 import ast
+import math
 import hashlib
 import json
 import numbers
@@ -91,7 +92,7 @@ class CellConfig:
                                      ("precision", self.precision, PRECISIONS)):
             if value not in allowed:
                 raise BadInput(f"{name} must be one of {allowed}, got {value!r}")
-        for name, ok, rule in (("lr", self.lr > 0, "> 0"), ("epochs", self.epochs >= 1, ">= 1"),
+        for name, ok, rule in (("lr", math.isfinite(self.lr) and self.lr > 0, "a finite number > 0"), ("epochs", self.epochs >= 1, ">= 1"),
                                ("batch_size", self.batch_size >= 1, ">= 1"), ("max_length", self.max_length >= 8, ">= 8")):
             if not ok:
                 raise BadInput(f"{name} must be {rule}, got {getattr(self, name)!r}")

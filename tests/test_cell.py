@@ -147,7 +147,8 @@ def test_pair_task_probe_and_mean_pooling_cell(dirs):
 
 def test_a_non_finite_loss_marks_the_run_diverged_and_the_cli_exits_nonzero(dirs, capsys):
     out = dirs["out_dir"] / "diverged.json"
-    code = main(["cell", "--model", "tiny-bert", "--dataset", "sst2", "--lr", "inf", "--n-train", "64", "--n-test",
+    # lr 1e30: finite, so accepted (inf is refused up front), and the weights blow up at the first step
+    code = main(["cell", "--model", "tiny-bert", "--dataset", "sst2", "--lr", "1e30", "--n-train", "64", "--n-test",
                  "32", "--epochs", "2", "--data-dir", str(DATA), "--cache-dir", str(dirs["cache_dir"]),
                  "--out", str(out), "--no-progress"])
     assert code == 3
