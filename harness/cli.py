@@ -17,7 +17,8 @@ from importlib import import_module
 
 from harness import EXIT_CODES, BadInput
 
-VERB_MODULES = ("harness.grid", "harness.aggregate", "harness.plots", "harness.report", "harness.bench", "harness.data")
+VERB_MODULES = ("harness.grid", "harness.aggregate", "harness.plots", "harness.report", "harness.bench", "harness.cost",
+                "harness.data")
 EPILOG = "exit codes:\n" + "\n".join(f"  {code}  {meaning}" for code, meaning in EXIT_CODES)
 
 

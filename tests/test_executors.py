@@ -175,7 +175,7 @@ def test_bad_input_stops_a_slurm_array_naming_the_cell(tmp_path):
 
 
 def test_wall_time_on_n_gpus_and_what_packing_buys():
-    from harness.bench import SMALL_CELL_GPU_SHARE, gpu_wall_hours, timeout_min
+    from harness.cost import SMALL_CELL_GPU_SHARE, gpu_wall_hours, timeout_min
 
     hours = [2.0] * 8 + [1.0] * 8  # eight big cells, eight small ones
     small = [False] * 8 + [True] * 8
