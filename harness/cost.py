@@ -41,30 +41,25 @@ class Rates:
         return self.train_tokens_per_s * 6 * n, self.eval_tokens_per_s * 2 * n
 
 
-# The paper's hub models, by their published config.json, so the estimate works offline.
-KNOWN_SHAPES = {
-    "bert-base-uncased": ("bert", {}),
-    "bert-large-uncased": ("bert", {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16,
-                                    "intermediate_size": 4096}),
-    "distilbert-base-uncased": ("distilbert", {}),
-}
-
-
 def model_config(name: str, num_labels: int = 2):
     """A model's transformers config without loading weights (the paper's hub models offline too)."""
     from transformers import AutoConfig, BertConfig, DistilBertConfig
 
-    from harness.models import TINY_MODELS, minilm_dir, tiny_config
+    from harness.models import HUB_MODELS, MODELS, TINY_MODELS, minilm_dir, tiny_config
 
-    if name in KNOWN_SHAPES:
-        kind, shape = KNOWN_SHAPES[name]
-        return (BertConfig if kind == "bert" else DistilBertConfig)(num_labels=num_labels, **shape)
+    if name in HUB_MODELS:  # the registry's shape, as the hub's config.json has it, so this works offline
+        known = MODELS[name]
+        if known.architecture == "bert":
+            return BertConfig(num_labels=num_labels, hidden_size=known.hidden, num_hidden_layers=known.depth,
+                              num_attention_heads=known.heads, intermediate_size=known.intermediate)
+        return DistilBertConfig(num_labels=num_labels, dim=known.hidden, n_layers=known.depth, n_heads=known.heads,
+                                hidden_dim=known.intermediate)
     if name in TINY_MODELS:
         return tiny_config(name, num_labels, vocab_size=30522)
     try:
         return AutoConfig.from_pretrained(minilm_dir() if name == "minilm-l6" else name, num_labels=num_labels)
     except OSError as error:
-        raise BadInput(f"cannot read the config of model {name!r}: known offline are {sorted(KNOWN_SHAPES)}, "
+        raise BadInput(f"cannot read the config of model {name!r}: known offline are {sorted(HUB_MODELS)}, "
                        f"minilm-l6, tiny-bert, tiny-distilbert, or a local folder ({error})") from error
 
 

@@ -49,8 +49,6 @@ FIXED = ("epochs", "n_train", "n_test", "n_val", "batch_size", "max_length", "da
          "rounding", "precision", "pooler")
 AXIS_DEFAULTS = {"positions": ("bottom", "top"), "poolings": ("cls",), "modes": ("full",)}
 
-# Encoder depth of the models the profiles name, so a profile is checked without loading weights.
-ENCODER_LAYERS = {"bert-base-uncased": 12, "bert-large-uncased": 24, "distilbert-base-uncased": 6, "minilm-l6": 6}
 
 
 @dataclass(frozen=True)
@@ -217,20 +215,18 @@ def load_profile(name: str | None = None, params_path: str | Path = "params.yaml
 
 
 def encoder_depth(model: str) -> int:
-    """Number of encoder layers of ``model``, read from its config only (no weights)."""
-    if model in ENCODER_LAYERS:
-        return ENCODER_LAYERS[model]
-    from harness.models import TINY_MODELS, TinyShape
+    """Number of encoder layers of ``model``: the registry's (``harness.models.MODELS``), else its config (no weights)."""
+    from harness.models import MODELS
 
-    if model in TINY_MODELS:
-        return TinyShape().n_layers
+    if model in MODELS:
+        return MODELS[model].depth
     from transformers import AutoConfig
 
     try:
         config = AutoConfig.from_pretrained(model)
     except OSError as error:
         raise BadInput(f"cannot read the config of model {model!r} (known offline: "
-                       f"{sorted(ENCODER_LAYERS) + list(TINY_MODELS)}): {error}") from error
+                       f"{sorted(MODELS)}): {error}") from error
     return config.num_hidden_layers if hasattr(config, "num_hidden_layers") else config.n_layers
 
 
