@@ -264,37 +264,6 @@ def _number(value) -> float | None:
 # ---------------------------------------------------------------- command line
 
 
-def add_cli(subparsers) -> None:
-    defaults = BenchSettings()
-    p = subparsers.add_parser("bench", help="time our training loop against transformers' Trainer, side by side",
-                              description="Train the same cell with transformers' Trainer and with our loop, "
-                                          "alternating, and print samples/s, real tokens/s, padding, memory and F1.")
-    p.add_argument("--model", default=defaults.model)
-    p.add_argument("--datasets", nargs="+", default=list(defaults.datasets))
-    p.add_argument("--n-train", type=int, default=defaults.n_train)
-    p.add_argument("--n-test", type=int, default=defaults.n_test)
-    p.add_argument("--n-val", type=int, default=None, help="default: 10%% of --n-train")
-    p.add_argument("--epochs", type=int, default=defaults.epochs)
-    p.add_argument("--seeds", nargs="+", type=int, default=list(defaults.seeds))
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    p.add_argument("--lr", type=float, default=defaults.lr)
-    p.add_argument("--max-length", type=int, default=defaults.max_length)
-    p.add_argument("--data-seed", type=int, default=defaults.data_seed)
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                   help="our loop's precision: bf16 autocasts the forward pass; auto (default): bf16 where the "
-                        "hardware computes it natively, else fp32")
-    p.add_argument("--trainer-precision", default=None, choices=["fp32", "bf16"],
-                   help="the Trainer's precision (its bf16=True); default: the same as --precision")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--data-dir", default="data")
-    p.add_argument("--out", default="results/bench.json", help="JSON of every number (default: %(default)s)")
-    p.add_argument("--doc", default=None, help="also write this markdown report (e.g. docs/PERFORMANCE.md)")
-    p.add_argument("--doc-only", action="store_true", help="only render --doc from an existing --out JSON")
-    p.add_argument("--doc-others", nargs="*", default=[], metavar="JSON",
-                   help="further bench JSONs (e.g. another --precision) to render as sections of --doc")
-    p.set_defaults(func=bench_cli)
-
-
 def bench_cli(args: argparse.Namespace) -> int:
     if args.doc_only:
         if not args.doc:

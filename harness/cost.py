@@ -322,26 +322,6 @@ def format_estimate(table: pd.DataFrame) -> str:
 # ---------------------------------------------------------------- command line
 
 
-def add_cli(subparsers) -> None:
-    e = subparsers.add_parser("estimate", help="predict the wall time of a profile from measured speed",
-                              description=estimate_profile.__doc__.split("\n\n")[0])
-    e.add_argument("--profile", default=None, help="a profile of --params (default: its 'profile:' key)")
-    e.add_argument("--params", default="params.yaml")
-    e.add_argument("--bench", default="results/bench.json",
-                   help="measured rates (from `python -m harness bench`); missing: a quick calibration run")
-    e.add_argument("--calibrate", action="store_true", help="measure this machine now even if --bench exists")
-    e.add_argument("--tokens-per-s", type=float, default=None,
-                   help="also predict for a GPU: its training real tokens/s for the reference model in our loop")
-    e.add_argument("--eval-tokens-per-s", type=float, default=None, help="the GPU's evaluation real tokens/s")
-    e.add_argument("--gpus", type=int, default=None, help="also predict the wall time on N GPUs (with --gpu-type)")
-    e.add_argument("--gpu-type", default="a100", choices=sorted(GPU_TYPES),
-                   help="datasheet peak for --gpus, at an assumed utilisation (default: %(default)s)")
-    e.add_argument("--pack", type=int, default=2, help="small-model cells per GPU for the packing line (default: 2)")
-    e.add_argument("--cells-per-task", type=int, default=1, help="cells per Slurm array task, for its time limit")
-    e.add_argument("--data-dir", default="data")
-    e.set_defaults(func=estimate_cli)
-
-
 def estimate_cli(args: argparse.Namespace) -> int:
     from harness.grid import expand, load_profile
 

@@ -467,15 +467,6 @@ def prepare(name: str, tokenizer, *, data_dir: str | Path = "data", n_train: int
 # ---------------------------------------------------------------- command line
 
 
-def add_cli(subparsers) -> None:
-    p = subparsers.add_parser("fetch-data", help="download the datasets from the Hugging Face hub (needs internet)",
-                              description="Write <data-dir>/<name>/<split>.parquet + labels.json from the hub.")
-    p.add_argument("--dataset", action="append", choices=list(DATASETS),
-                   help="a dataset to fetch (repeatable; default: all eight)")
-    p.add_argument("--data-dir", default="data")
-    p.set_defaults(func=run_fetch_cli)
-
-
 def run_fetch_cli(args: argparse.Namespace) -> int:
     for name in args.dataset or DATASETS:
         print(fetch_from_hub(name, args.data_dir))

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from harness import BadInput
 from harness.config import CellConfig, cell_identity, real_number, whole_number
 from harness.corrupt import init_bound, layers_to_corrupt, parse_scope
-from harness.executors import EXECUTORS, RunSettings, Work, execute, override, run_settings
+from harness.executors import RunSettings, Work, execute, override, run_settings
 from harness.precision import resolve_precision
 from harness.results import cell_record, check_writable, features_path, record_path
 
@@ -485,36 +485,6 @@ def prepare_data(cells: Sequence[CellConfig], *, data_dir: str | Path = "data",
 
 
 # ---------------------------------------------------------------- command line
-
-
-def add_cli(subparsers) -> None:
-    p = subparsers.add_parser("grid", help="run (or list) every cell of a profile of params.yaml",
-                              description="Expand a profile of params.yaml into cells and run those without a "
-                                          "result record. Finished cells are never recomputed.")
-    p.add_argument("--profile", default=None, help="mini, paper, ci, ... (default: the 'profile:' key of --params)")
-    p.add_argument("--params", default="params.yaml")
-    p.add_argument("--list", action="store_true", help="print one line per cell (record identity, done/todo, cell) and exit")
-    p.add_argument("--prepare", action="store_true", help="only build the data splits and token cache (dvc 'prepare')")
-    # How the grid runs: params.yaml's `run:` block, overridden here; never part of a cell's identity.
-    p.add_argument("--executor", choices=EXECUTORS, default=None,
-                   help="local (processes here, one per GPU), ray (a Ray cluster), slurm (a submitit job array); "
-                        "default: run.executor of --params, else local")
-    p.add_argument("--workers", type=int, default=None, help="local, without GPUs: cells in parallel, as CPU processes "
-                   "(default: run.workers of --params, else 1)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="local: torch threads per worker (0: cores // workers; default: run.threads). On a busy "
-                        "shared machine 1 thread per process can be several times faster than 2")
-    p.add_argument("--cells-per-gpu", type=int, default=None, help="local, with GPUs: cells at once on each GPU")
-    p.add_argument("--ray-address", default=None, help="ray: 'auto' joins the cluster of `ray start`, HOST:PORT "
-                   "another; default run.ray.address, none: a one-machine cluster started for this grid")
-    p.add_argument("--cpus-per-cell", type=float, default=None, help="ray: num_cpus per cell (also its torch threads)")
-    p.add_argument("--gpus-per-cell", type=float, default=None, help="ray: num_gpus per cell (0.5: two cells per GPU)")
-    p.add_argument("--partition", default=None, help="slurm: the partition (default: run.slurm.partition)")
-    p.add_argument("--out", default="results/cells", help="folder of the result records (default: %(default)s)")
-    p.add_argument("--data-dir", default="data")
-    p.add_argument("--cache-dir", default="cache/tokens")
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=grid_cli)
 
 
 def grid_cli(args: argparse.Namespace) -> int:

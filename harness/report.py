@@ -334,15 +334,6 @@ def build_report(results_dir: Path = Path("results"), paper_csv: Path = Path("cl
     return "\n".join(parts)
 
 
-def add_cli(subparsers) -> None:
-    p = subparsers.add_parser("report", help="write REPORT.md from the results and the paper's tables")
-    p.add_argument("--results-dir", default="results")
-    p.add_argument("--paper-tables", default="claims/paper_tables.csv")
-    p.add_argument("--params", default="params.yaml")
-    p.add_argument("--out", default="REPORT.md")
-    p.set_defaults(func=report_cli)
-
-
 def report_cli(args: argparse.Namespace) -> int:
     from harness.grid import read_params
 
