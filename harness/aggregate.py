@@ -207,7 +207,8 @@ def aggregate(profile_name: str, cells: Sequence[CellConfig], cells_dir: str | P
 
 
 def aggregate_cli(args: argparse.Namespace) -> int:
-    from harness.grid import dataset_digests, expand, load_profile
+    from harness.grid import dataset_digests, expand
+    from harness.profiles import load_profile
 
     profile = load_profile(args.profile, args.params)
     cells = expand(profile)

@@ -323,7 +323,8 @@ def format_estimate(table: pd.DataFrame) -> str:
 
 
 def estimate_cli(args: argparse.Namespace) -> int:
-    from harness.grid import expand, load_profile
+    from harness.grid import expand
+    from harness.profiles import load_profile
 
     profile = load_profile(args.profile, args.params)
     cells = expand(profile)

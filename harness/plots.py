@@ -200,7 +200,8 @@ def tsne_figure(chosen: Mapping[str, CellConfig], cells_dir: str | Path, png: st
 
 def plots_cli(args: argparse.Namespace) -> int:
     from harness.data import dataset_digest
-    from harness.grid import expand, load_profile, tsne_cells
+    from harness.grid import expand, tsne_cells
+    from harness.profiles import load_profile
 
     profile = load_profile(args.profile, args.params)
     results = Path(args.results)

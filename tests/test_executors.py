@@ -29,9 +29,10 @@ from harness import BadInput
 from harness import executors as ex
 from harness.cli import main as cli_main
 from harness.config import cell_identity
-from harness.grid import (CellRunner, DoneCheck, _init_worker, dataset_digests, describe, expand, load_profile,
-                          prepare_data, run_grid)
+from harness.grid import (CellRunner, DoneCheck, _init_worker, dataset_digests, describe, expand, prepare_data,
+                          run_grid)
 from harness.grid import tsne_cells
+from harness.profiles import load_profile
 from harness.results import read_record
 
 ROOT = Path(__file__).resolve().parents[1]
