@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from harness import bench as hb
+from harness import bench_settings as hs
 from harness.data import dataset_spec
 from harness.models import load_classifier
 
@@ -27,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" if (ROOT / "data" / "sst2").is_dir() else Path("/work/shared/datasets")
 ROUNDS = 3
 CASES = {  # model -> a small cell (10 steps: too few for F1 to mean much, enough to time an epoch)
-    "tiny-bert": hb.BenchSettings(model="tiny-bert", datasets=("sst2",), n_train=256, n_test=128, lr=1e-3),
-    "minilm-l6": hb.BenchSettings(model="minilm-l6", datasets=("sst2",), n_train=320, n_test=160, lr=5e-5),
+    "tiny-bert": hs.BenchSettings(model="tiny-bert", datasets=("sst2",), n_train=256, n_test=128, lr=1e-3),
+    "minilm-l6": hs.BenchSettings(model="minilm-l6", datasets=("sst2",), n_train=320, n_test=160, lr=5e-5),
 }
 
 
@@ -36,13 +37,13 @@ CASES = {  # model -> a small cell (10 steps: too few for F1 to mean much, enoug
 def test_trainer_epoch_vs_our_epoch(benchmark, model):
     settings = CASES[model]
     tokenizer = load_classifier(model, dataset_spec("sst2").num_labels)[1]
-    data = hb.load_bench_data("sst2", tokenizer, settings, DATA)
+    data = hs.load_bench_data("sst2", tokenizer, settings, DATA)
     device = torch.device("cpu")
-    runs: dict[str, list[hb.RunResult]] = {runner: [] for runner in hb.RUNNERS}
+    runs: dict[str, list[hs.RunResult]] = {runner: [] for runner in hs.RUNNERS}
 
     def one_round() -> None:  # Trainer, then ours, seeds 0, 1, 2 ...
         seed = len(runs["ours"])
-        for runner in hb.RUNNERS:
+        for runner in hs.RUNNERS:
             runs[runner].append(hb.measured_run(runner, data, settings, seed, device))
 
     benchmark.group = f"{model} sst2 n={settings.n_train}: one Trainer epoch + one our epoch"

@@ -24,10 +24,10 @@ import pandas as pd
 import pytest
 
 from harness import BadInput
-from harness.claims import (ClaimVerdict, Comparison, Finding, aggregate, evaluate_claims, integrity_findings,
-                            load_source, verdicts_document)
+from harness.claims import ClaimVerdict, Comparison, aggregate, evaluate_claims, load_source, verdicts_document
 from harness.convergence import diagnose, under_trained_slices
 from harness.decision import Verdict
+from harness.integrity import Finding, integrity_findings
 from harness.results import check_writable, write_text_atomic
 
 

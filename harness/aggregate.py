@@ -206,20 +206,9 @@ def aggregate(profile_name: str, cells: Sequence[CellConfig], cells_dir: str | P
     return summary
 
 
-def add_cli(subparsers) -> None:
-    p = subparsers.add_parser("aggregate", help="tabulate a profile's result records (cells.csv, summary)",
-                              description="Read the records of a profile's cells and write cells.csv, summary.csv, "
-                                          "summary.json (DVC metrics) and f1_by_level.csv (DVC plots).")
-    p.add_argument("--profile", default=None, help="default: the 'profile:' key of --params")
-    p.add_argument("--params", default="params.yaml")
-    p.add_argument("--cells", default="results/cells", help="folder of the result records (default: %(default)s)")
-    p.add_argument("--out", default="results", help="folder for the tables (default: %(default)s)")
-    p.add_argument("--data-dir", default="data", help="the data the cells read (part of their identity)")
-    p.set_defaults(func=aggregate_cli)
-
-
 def aggregate_cli(args: argparse.Namespace) -> int:
-    from harness.grid import dataset_digests, expand, load_profile
+    from harness.grid import dataset_digests, expand
+    from harness.profiles import load_profile
 
     profile = load_profile(args.profile, args.params)
     cells = expand(profile)

@@ -15,7 +15,6 @@ the data files are read and checked (before the training). Scores are percentage
 
 from __future__ import annotations
 
-import resource
 import time
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from harness import BadInput
 from harness.config import METHOD_VERSION, CellConfig, cell_identity
 from harness.corrupt import corrupt, encoder_layers, layers_to_corrupt
 from harness.data import PreparedData, dataset_digest, dataset_spec, prepare
+from harness.memory import rss_peak
 from harness.models import load_classifier
 from harness.precision import detect_hardware
 from harness.results import (cell_record, check_writable, claim, features_path, record_path as identity_path, versions,
@@ -37,10 +37,14 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _peak_memory_mb(device: torch.device) -> float:
+def _peak_memory(device: torch.device, memory: dict) -> dict:
+    """This cell's memory peaks: the process's RSS high-water mark during the cell (Linux: reset at its
+    start; elsewhere the process-wide ``ru_maxrss``, flagged by ``peak_rss_per_cell``) and, on CUDA,
+    the most memory torch allocated on the device (its peak statistics reset at the cell's start)."""
+    peaks = {"peak_rss_mb": memory["peak_mb"], "peak_rss_per_cell": memory["per_run"]}
     if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+        peaks["peak_cuda_allocated_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return peaks
 
 
 def summarise(config: CellConfig, outcome: TrainOutcome, majority_f1: float) -> dict:
@@ -122,27 +126,30 @@ def _compute(config: CellConfig, spec, data_digest: str, path: Path, *, data_dir
              save_features: bool, progress: bool, device: torch.device) -> dict:
     """Load, prepare (the data files are read and checked here), corrupt, train, evaluate, write."""
     started = time.perf_counter()
-    model, tokenizer = load_classifier(config.model, spec.num_labels, seed=config.seed)
-    positions = getattr(model.config, "max_position_embeddings", None)
-    if positions is not None and config.max_length > positions:  # longer inputs would index past the table
-        raise BadInput(f"max_length {config.max_length} exceeds {config.model}'s {positions} position embeddings")
-    data: PreparedData = prepare(
-        config.dataset, tokenizer, data_dir=data_dir, n_train=config.n_train, n_test=config.n_test,
-        n_val=config.n_val, data_seed=config.data_seed, max_length=config.max_length, cache_dir=cache_dir,
-    )
-    n_layers = len(encoder_layers(model))
-    corrupted_layers = layers_to_corrupt(n_layers, config.corrupt_position, config.fraction, config.rounding)
-    reset = corrupt(model, config.corrupt_position, config.fraction, seed=config.seed, init=config.init,
-                    scope=config.scope, rounding=config.rounding)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    with rss_peak() as memory:
+        model, tokenizer = load_classifier(config.model, spec.num_labels, seed=config.seed)
+        positions = getattr(model.config, "max_position_embeddings", None)
+        if positions is not None and config.max_length > positions:  # longer inputs would index past the table
+            raise BadInput(f"max_length {config.max_length} exceeds {config.model}'s {positions} position embeddings")
+        data: PreparedData = prepare(
+            config.dataset, tokenizer, data_dir=data_dir, n_train=config.n_train, n_test=config.n_test,
+            n_val=config.n_val, data_seed=config.data_seed, max_length=config.max_length, cache_dir=cache_dir,
+        )
+        n_layers = len(encoder_layers(model))
+        corrupted_layers = layers_to_corrupt(n_layers, config.corrupt_position, config.fraction, config.rounding)
+        reset = corrupt(model, config.corrupt_position, config.fraction, seed=config.seed, init=config.init,
+                        scope=config.scope, rounding=config.rounding)
 
-    settings = TrainSettings(lr=config.lr, epochs=config.epochs, batch_size=config.batch_size, pooling=config.pooling,
-                             mode=config.mode, seed=config.seed, precision=config.precision, pooler=config.pooler)
-    label = f"{config.model} {config.dataset} {config.position} {config.fraction:.2f} {config.mode} lr={config.lr:g} s={config.seed}"
-    outcome = train_and_evaluate(model, data.train, data.validation, data.test, settings,
-                                 pad_id=tokenizer.pad_token_id, device=device, progress=progress, description=label)
-    majority = majority_scores(data.train.labels, data.test.labels)["f1_weighted"]
-    train_tokens = sum(e.train_tokens for e in outcome.epochs)
-    train_seconds = sum(e.train_seconds for e in outcome.epochs)
+        settings = TrainSettings(lr=config.lr, epochs=config.epochs, batch_size=config.batch_size, pooling=config.pooling,
+                                 mode=config.mode, seed=config.seed, precision=config.precision, pooler=config.pooler)
+        label = f"{config.model} {config.dataset} {config.position} {config.fraction:.2f} {config.mode} lr={config.lr:g} s={config.seed}"
+        outcome = train_and_evaluate(model, data.train, data.validation, data.test, settings,
+                                     pad_id=tokenizer.pad_token_id, device=device, progress=progress, description=label)
+        majority = majority_scores(data.train.labels, data.test.labels)["f1_weighted"]
+        train_tokens = sum(e.train_tokens for e in outcome.epochs)
+        train_seconds = sum(e.train_seconds for e in outcome.epochs)
 
     record = {
         "config": config.to_dict(),
@@ -160,7 +167,7 @@ def _compute(config: CellConfig, spec, data_digest: str, path: Path, *, data_dir
         "n_reset_parameters": len(reset),
         "tokens_per_s": train_tokens / train_seconds if train_seconds else float("nan"),
         "wall_s": time.perf_counter() - started,
-        "peak_memory_mb": _peak_memory_mb(device),
+        **_peak_memory(device, memory),
         "data": {"n_train": len(data.train), "n_val": len(data.validation), "n_test": len(data.test),
                  "notes": list(data.notes)},
         "versions": versions(),

@@ -1,8 +1,9 @@
 """``python -m harness <verb>``: one command line for every step of the benchmark.
 
-Each step's module registers its own verb (``add_cli``). Every expected failure (bad input, bad
-data, an output that cannot be written, unreadable results) prints one ``error:`` line and exits
-with its own code (``EXIT_CODES``) without touching existing results; warnings print one line each.
+Every verb's arguments are defined here (``add_<verb>_cli``); the steps' modules hold the functions
+they call. Every expected failure (bad input, bad data, an output that cannot be written,
+unreadable results) prints one ``error:`` line and exits with its own code (``EXIT_CODES``) without
+touching existing results; warnings print one line each.
 """
 
 from __future__ import annotations
@@ -13,11 +14,9 @@ import numbers
 import sys
 import warnings
 from fractions import Fraction
-from importlib import import_module
 
 from harness import EXIT_CODES, BadInput
 
-VERB_MODULES = ("harness.grid", "harness.aggregate", "harness.plots", "harness.report", "harness.bench", "harness.data")
 EPILOG = "exit codes:\n" + "\n".join(f"  {code}  {meaning}" for code, meaning in EXIT_CODES)
 
 
@@ -39,7 +38,6 @@ def cli_number(text: str) -> int | float | Fraction | str:
         except (ValueError, ZeroDivisionError):
             pass
     return text
-
 
 
 def add_cell_cli(subparsers) -> None:
@@ -162,6 +160,155 @@ def run_method_digest_cli(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_grid_cli(subparsers) -> None:
+    from harness.executors import EXECUTORS
+    from harness.grid import grid_cli
+
+    p = subparsers.add_parser("grid", help="run (or list) every cell of a profile of params.yaml",
+                              description="Expand a profile of params.yaml into cells and run those without a "
+                                          "result record. Finished cells are never recomputed.")
+    p.add_argument("--profile", default=None, help="mini, paper, ci, ... (default: the 'profile:' key of --params)")
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--list", action="store_true", help="print one line per cell (record identity, done/todo, cell) and exit")
+    p.add_argument("--prepare", action="store_true", help="only build the data splits and token cache (dvc 'prepare')")
+    # How the grid runs: params.yaml's `run:` block, overridden here; never part of a cell's identity.
+    p.add_argument("--executor", choices=EXECUTORS, default=None,
+                   help="local (processes here, one per GPU), ray (a Ray cluster), slurm (a submitit job array); "
+                        "default: run.executor of --params, else local")
+    p.add_argument("--workers", type=int, default=None, help="local, without GPUs: cells in parallel, as CPU processes "
+                   "(default: run.workers of --params, else 1)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="local: torch threads per worker (0: cores // workers; default: run.threads). On a busy "
+                        "shared machine 1 thread per process can be several times faster than 2")
+    p.add_argument("--cells-per-gpu", type=int, default=None, help="local, with GPUs: cells at once on each GPU")
+    p.add_argument("--ray-address", default=None, help="ray: 'auto' joins the cluster of `ray start`, HOST:PORT "
+                   "another; default run.ray.address, none: a one-machine cluster started for this grid")
+    p.add_argument("--cpus-per-cell", type=float, default=None, help="ray: num_cpus per cell (also its torch threads)")
+    p.add_argument("--gpus-per-cell", type=float, default=None, help="ray: num_gpus per cell (0.5: two cells per GPU)")
+    p.add_argument("--partition", default=None, help="slurm: the partition (default: run.slurm.partition)")
+    p.add_argument("--out", default="results/cells", help="folder of the result records (default: %(default)s)")
+    p.add_argument("--data-dir", default="data")
+    p.add_argument("--cache-dir", default="cache/tokens")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=grid_cli)
+
+
+def _profile_arguments(p: argparse.ArgumentParser) -> None:
+    """--profile and --params, as the verbs that read a profile's records take them."""
+    p.add_argument("--profile", default=None, help="default: the 'profile:' key of --params")
+    p.add_argument("--params", default="params.yaml")
+
+
+def _data_dir_of_records(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", default="data", help="the data the cells read (part of their identity)")
+
+
+def add_aggregate_cli(subparsers) -> None:
+    from harness.aggregate import aggregate_cli
+
+    p = subparsers.add_parser("aggregate", help="tabulate a profile's result records (cells.csv, summary)",
+                              description="Read the records of a profile's cells and write cells.csv, summary.csv, "
+                                          "summary.json (DVC metrics) and f1_by_level.csv (DVC plots).")
+    _profile_arguments(p)
+    p.add_argument("--cells", default="results/cells", help="folder of the result records (default: %(default)s)")
+    p.add_argument("--out", default="results", help="folder for the tables (default: %(default)s)")
+    _data_dir_of_records(p)
+    p.set_defaults(func=aggregate_cli)
+
+
+def add_plots_cli(subparsers) -> None:
+    from harness.plots import plots_cli
+
+    p = subparsers.add_parser("plots", help="draw f1_vs_level.png and Figure 1's tsne.png for a profile",
+                              description="Draw the figures from results/summary.csv, results/cells.csv and the "
+                                          "saved features of the profile's tsne cells.")
+    _profile_arguments(p)
+    p.add_argument("--results", default="results", help="folder holding summary.csv and cells.csv (default: %(default)s)")
+    p.add_argument("--cells", default="results/cells", help="folder of the result records and features")
+    p.add_argument("--out", default="results/plots", help="folder for the PNG files (default: %(default)s)")
+    p.add_argument("--max-points", type=int, default=2000, help="test examples per t-SNE panel (default: %(default)s)")
+    _data_dir_of_records(p)
+    p.set_defaults(func=plots_cli)
+
+
+def add_report_cli(subparsers) -> None:
+    from harness.report import report_cli
+
+    p = subparsers.add_parser("report", help="write REPORT.md from the results and the paper's tables")
+    p.add_argument("--results-dir", default="results")
+    p.add_argument("--paper-tables", default="claims/paper_tables.csv")
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--out", default="REPORT.md")
+    p.set_defaults(func=report_cli)
+
+
+def add_bench_cli(subparsers) -> None:
+    from harness.bench import bench_cli
+    from harness.bench_settings import BenchSettings
+
+    defaults = BenchSettings()
+    p = subparsers.add_parser("bench", help="time our training loop against transformers' Trainer, side by side",
+                              description="Train the same cell with transformers' Trainer and with our loop, "
+                                          "alternating, and print samples/s, real tokens/s, padding, memory and F1.")
+    p.add_argument("--model", default=defaults.model)
+    p.add_argument("--datasets", nargs="+", default=list(defaults.datasets))
+    p.add_argument("--n-train", type=int, default=defaults.n_train)
+    p.add_argument("--n-test", type=int, default=defaults.n_test)
+    p.add_argument("--n-val", type=int, default=None, help="default: 10%% of --n-train")
+    p.add_argument("--epochs", type=int, default=defaults.epochs)
+    p.add_argument("--seeds", nargs="+", type=int, default=list(defaults.seeds))
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument("--lr", type=float, default=defaults.lr)
+    p.add_argument("--max-length", type=int, default=defaults.max_length)
+    p.add_argument("--data-seed", type=int, default=defaults.data_seed)
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="our loop's precision: bf16 autocasts the forward pass; auto (default): bf16 where the "
+                        "hardware computes it natively, else fp32")
+    p.add_argument("--trainer-precision", default=None, choices=["fp32", "bf16"],
+                   help="the Trainer's precision (its bf16=True); default: the same as --precision")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--data-dir", default="data")
+    p.add_argument("--out", default="results/bench.json", help="JSON of every number (default: %(default)s)")
+    p.add_argument("--doc", default=None, help="also write this markdown report (e.g. docs/PERFORMANCE.md)")
+    p.add_argument("--doc-only", action="store_true", help="only render --doc from an existing --out JSON")
+    p.add_argument("--doc-others", nargs="*", default=[], metavar="JSON",
+                   help="further bench JSONs (e.g. another --precision) to render as sections of --doc")
+    p.set_defaults(func=bench_cli)
+
+
+def add_estimate_cli(subparsers) -> None:
+    from harness.cost import estimate_cli, estimate_profile, GPU_TYPES
+
+    e = subparsers.add_parser("estimate", help="predict the wall time of a profile from measured speed",
+                              description=estimate_profile.__doc__.split("\n\n")[0])
+    e.add_argument("--profile", default=None, help="a profile of --params (default: its 'profile:' key)")
+    e.add_argument("--params", default="params.yaml")
+    e.add_argument("--bench", default="results/bench.json",
+                   help="measured rates (from `python -m harness bench`); missing: a quick calibration run")
+    e.add_argument("--calibrate", action="store_true", help="measure this machine now even if --bench exists")
+    e.add_argument("--tokens-per-s", type=float, default=None,
+                   help="also predict for a GPU: its training real tokens/s for the reference model in our loop")
+    e.add_argument("--eval-tokens-per-s", type=float, default=None, help="the GPU's evaluation real tokens/s")
+    e.add_argument("--gpus", type=int, default=None, help="also predict the wall time on N GPUs (with --gpu-type)")
+    e.add_argument("--gpu-type", default="a100", choices=sorted(GPU_TYPES),
+                   help="datasheet peak for --gpus, at an assumed utilisation (default: %(default)s)")
+    e.add_argument("--pack", type=int, default=2, help="small-model cells per GPU for the packing line (default: 2)")
+    e.add_argument("--cells-per-task", type=int, default=1, help="cells per Slurm array task, for its time limit")
+    e.add_argument("--data-dir", default="data")
+    e.set_defaults(func=estimate_cli)
+
+
+def add_fetch_data_cli(subparsers) -> None:
+    from harness.data import DATASETS, run_fetch_cli
+
+    p = subparsers.add_parser("fetch-data", help="download the datasets from the Hugging Face hub (needs internet)",
+                              description="Write <data-dir>/<name>/<split>.parquet + labels.json from the hub.")
+    p.add_argument("--dataset", action="append", choices=list(DATASETS),
+                   help="a dataset to fetch (repeatable; default: all eight)")
+    p.add_argument("--data-dir", default="data")
+    p.set_defaults(func=run_fetch_cli)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m harness", description=__doc__.splitlines()[0], epilog=EPILOG,
                     formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -169,10 +316,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_cell_cli(subparsers)
     add_corrupt_cli(subparsers)
     add_method_digest_cli(subparsers)
-    for module_name in VERB_MODULES:
-        module = import_module(module_name)
-        if hasattr(module, "add_cli"):
-            module.add_cli(subparsers)
+    add_grid_cli(subparsers)
+    add_aggregate_cli(subparsers)
+    add_plots_cli(subparsers)
+    add_report_cli(subparsers)
+    add_bench_cli(subparsers)
+    add_estimate_cli(subparsers)
+    add_fetch_data_cli(subparsers)
     return parser
 
 

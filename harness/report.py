@@ -19,6 +19,7 @@ import pandas as pd
 from harness import BadResults, claims
 from harness.convergence import DEFAULT_CONVERGENCE, diagnose, under_trained_slices
 from harness.decision import DEFAULT_RULE, STRENGTH, Verdict
+from harness.integrity import integrity_findings
 from harness.results import check_writable, read_csv, read_record, record_file, write_text_atomic
 
 SLICE_TABLES = {("cls", "full"): 2, ("mean", "full"): 3, ("cls", "probe"): 4}  # our slice -> the paper's table
@@ -243,7 +244,7 @@ def build_report(results_dir: Path = Path("results"), paper_csv: Path = Path("cl
     our_comparisons = claims.evaluate_claims(claims.load_source("results", cells_csv), "results",
                                              under_trained=under_trained_slices(diagnosis))
     verdicts = {"paper's own tables": claims.aggregate(paper_comparisons), "our grid": claims.aggregate(our_comparisons)}
-    findings = claims.integrity_findings(paper)
+    findings = integrity_findings(paper)
     provisional = [v for v in verdicts["our grid"].values() if v.provisional]
 
     parts = [
@@ -334,17 +335,8 @@ def build_report(results_dir: Path = Path("results"), paper_csv: Path = Path("cl
     return "\n".join(parts)
 
 
-def add_cli(subparsers) -> None:
-    p = subparsers.add_parser("report", help="write REPORT.md from the results and the paper's tables")
-    p.add_argument("--results-dir", default="results")
-    p.add_argument("--paper-tables", default="claims/paper_tables.csv")
-    p.add_argument("--params", default="params.yaml")
-    p.add_argument("--out", default="REPORT.md")
-    p.set_defaults(func=report_cli)
-
-
 def report_cli(args: argparse.Namespace) -> int:
-    from harness.grid import read_params
+    from harness.profiles import read_params
 
     profile = read_params(args.params).get("profile", "?") if Path(args.params).exists() else "?"
     check_writable(Path(args.out).parent)

@@ -1,4 +1,4 @@
-"""harness.bench: the side-by-side benchmark's helpers, a tiny end-to-end run, bf16 on CPU, and estimate."""
+"""harness.bench (and bench_settings, performance_doc, cost): the side-by-side benchmark's helpers, a tiny end-to-end run, bf16 on CPU, and estimate."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ import torch
 
 from harness import BadInput
 from harness import bench as hb
+from harness import bench_settings as hs
+from harness import cost as hc
+from harness import performance_doc as hp
 from harness.cli import main as cli_main
 from harness.config import CellConfig
 from harness.data import dataset_spec, encode, make_splits
@@ -24,7 +27,7 @@ from harness.train import TrainSettings, length_bucketed_batches, train_and_eval
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" if (ROOT / "data" / "sst2").is_dir() else Path("/work/shared/datasets")
-TINY = hb.BenchSettings(model="tiny-bert", datasets=("sst2",), n_train=48, n_test=24, seeds=(0,), batch_size=16,
+TINY = hs.BenchSettings(model="tiny-bert", datasets=("sst2",), n_train=48, n_test=24, seeds=(0,), batch_size=16,
                         lr=1e-3, max_length=32)
 
 
@@ -45,8 +48,8 @@ def tiny_results(tmp_path_factory) -> tuple[dict, Path]:
 
 
 def run(runner: str, seed: int, *, dataset: str = "sst2", steps: int = 3, real: int = 600, padded: int = 800,
-        train_s: float = 2.0) -> hb.RunResult:
-    return hb.RunResult(runner=runner, dataset=dataset, seed=seed, steps=steps, examples=48, real_tokens=real,
+        train_s: float = 2.0) -> hs.RunResult:
+    return hs.RunResult(runner=runner, dataset=dataset, seed=seed, steps=steps, examples=48, real_tokens=real,
                         padded_tokens=padded, train_s=train_s, eval_s=1.0, eval_real_tokens=300, wall_s=4.0,
                         train_loss=0.7, final_val_f1=50.0, final_test_f1=60.0, peak_rss_mb=500.0, rss_delta_mb=10.0)
 
@@ -55,28 +58,28 @@ def run(runner: str, seed: int, *, dataset: str = "sst2", steps: int = 3, real: 
 
 
 def test_padding_share_is_the_padded_fraction_of_batch_tokens():
-    assert hb.padding_share(6, 8) == pytest.approx(0.25)
-    assert hb.padding_share(5, 5) == 0.0
+    assert hs.padding_share(6, 8) == pytest.approx(0.25)
+    assert hs.padding_share(5, 5) == 0.0
     with pytest.raises(ValueError, match="padded tokens"):
-        hb.padding_share(10, 8)
+        hs.padding_share(10, 8)
 
 
 def test_batch_token_counts_pad_each_batch_to_its_longest():
     lengths = np.array([2, 4, 3, 3, 7])
-    real, padded = hb.batch_token_counts(lengths, [np.array([0, 1]), np.array([2, 3]), np.array([4])])
+    real, padded = hs.batch_token_counts(lengths, [np.array([0, 1]), np.array([2, 3]), np.array([4])])
     assert (real, padded) == (19, 2 * 4 + 2 * 3 + 7)
 
 
 def test_replayed_batches_are_the_loops_batches():
     lengths = np.random.default_rng(1).integers(3, 60, size=200)
-    real, padded = hb.our_batch_token_counts(lengths, 16, seed=5, epochs=2)
+    real, padded = hs.our_batch_token_counts(lengths, 16, seed=5, epochs=2)
     rng = np.random.default_rng(5)
-    expected = [hb.batch_token_counts(lengths, length_bucketed_batches(lengths, 16, rng)) for _ in range(2)]
+    expected = [hs.batch_token_counts(lengths, length_bucketed_batches(lengths, 16, rng)) for _ in range(2)]
     assert (real, padded) == (sum(e[0] for e in expected), sum(e[1] for e in expected))
     assert real == 2 * lengths.sum()
     # length bucketing pads far less than batches cut from a plain shuffle
     shuffled = np.random.default_rng(5).permutation(200)
-    _, random_padded = hb.batch_token_counts(lengths, [shuffled[i:i + 16] for i in range(0, 200, 16)])
+    _, random_padded = hs.batch_token_counts(lengths, [shuffled[i:i + 16] for i in range(0, 200, 16)])
     assert padded / 2 < random_padded
 
 
@@ -93,7 +96,7 @@ def test_rss_peak_sees_an_allocation_inside_the_block():
     # reset is not a clean baseline, which is also why `bench` measures each run from a reset.
     script = (
         "import json, numpy as np\n"
-        "from harness.bench import rss_peak\n"
+        "from harness.memory import rss_peak\n"
         "with rss_peak() as memory:\n"
         "    block = np.ones(40 * 2**20 // 8)  # 40 MiB, touched\n"
         "    block.sum()\n"
@@ -130,8 +133,8 @@ def test_summary_speedup_is_the_ratio_of_mean_train_times():
     assert summary["real_tokens_per_s"] == pytest.approx(1200 / 4.0)
     assert summary["per_dataset"]["sst2"]["ours"]["padding_share_mean"] == pytest.approx(0.25)
     results = {"runs": [r.as_record() for r in runs], "summary": summary}
-    assert hb.final_line(results) == "speedup_vs_trainer=2.00 real_tokens_per_s=300"
-    table = hb.format_tables(results)
+    assert hp.final_line(results) == "speedup_vs_trainer=2.00 real_tokens_per_s=300"
+    table = hp.format_tables(results)
     for header in ("samples/s", "real tok/s", "padding %", "peak RSS MiB", "ΔRSS MiB", "test F1", "2.00x"):
         assert header in table
     assert "4.0 ± 1.4" in table  # Trainer's mean train time ± std over the two seeds
@@ -152,10 +155,10 @@ def test_tiny_bench_end_to_end(tiny_results, tmp_path):
         assert r["train_s"] > 0 and r["eval_s"] > 0 and r["peak_rss_mb"] > 0
     assert results["machine"]["cores"] >= 1 and results["versions"]["torch"]
     assert results["command"].startswith("python -m harness bench --model tiny-bert --datasets sst2 --n-train 48")
-    assert re.fullmatch(hb.FINAL_LINE, hb.final_line(results))
+    assert re.fullmatch(hp.FINAL_LINE, hp.final_line(results))
 
-    doc = hb.generate_performance_md(out, tmp_path / "PERFORMANCE.md").read_text()
-    assert results["command"] in doc and hb.final_line(results) in doc
+    doc = hp.generate_performance_md(out, tmp_path / "PERFORMANCE.md").read_text()
+    assert results["command"] in doc and hp.final_line(results) in doc
     assert "| dataset" in doc and "trainer" in doc and "ours" in doc
 
 
@@ -172,19 +175,19 @@ def test_bench_cli_renders_the_doc_from_an_existing_json(tiny_results, tmp_path,
 
 def test_bench_settings_refuse_bad_input():
     with pytest.raises(BadInput, match="unknown dataset 'sst3'"):
-        hb.BenchSettings(datasets=("sst3",))
+        hs.BenchSettings(datasets=("sst3",))
     with pytest.raises(BadInput, match="at least one dataset and one seed"):
-        hb.BenchSettings(seeds=())
+        hs.BenchSettings(seeds=())
     with pytest.raises(BadInput, match="precision"):
-        hb.BenchSettings(precision="fp16")
+        hs.BenchSettings(precision="fp16")
     with pytest.raises(BadInput, match="precision"):
-        hb.BenchSettings(trainer_precision="fp16")
+        hs.BenchSettings(trainer_precision="fp16")
 
 
 def test_bench_settings_precision_per_runner_and_in_the_command():
-    same = hb.BenchSettings(precision="bf16")
+    same = hs.BenchSettings(precision="bf16")
     assert same.trainer_precision_used == "bf16" and "--trainer-precision" not in same.command("x.json")
-    mixed = hb.BenchSettings(precision="bf16", trainer_precision="fp32")
+    mixed = hs.BenchSettings(precision="bf16", trainer_precision="fp32")
     assert mixed.trainer_precision_used == "fp32"
     assert "--precision bf16 --trainer-precision fp32" in mixed.command("x.json")
 
@@ -216,34 +219,34 @@ def test_bf16_autocast_training_runs_on_cpu_with_finite_loss():
 
 def test_non_embedding_parameters_match_the_published_sizes():
     # BERT-base: 110M parameters of which 23.8M are embeddings; the 2-way head adds 1.5k.
-    assert hb.non_embedding_parameters("bert-base-uncased") == pytest.approx(85.6e6, rel=0.01)
-    assert hb.non_embedding_parameters("bert-large-uncased") == pytest.approx(303e6, rel=0.01)
-    assert hb.non_embedding_parameters("minilm-l6") == pytest.approx(10.8e6, rel=0.03)
+    assert hc.non_embedding_parameters("bert-base-uncased") == pytest.approx(85.6e6, rel=0.01)
+    assert hc.non_embedding_parameters("bert-large-uncased") == pytest.approx(303e6, rel=0.01)
+    assert hc.non_embedding_parameters("minilm-l6") == pytest.approx(10.8e6, rel=0.03)
 
 
 def test_cell_cost_full_and_probe():
     tokens = {"train": 1000.0, "validation": 100.0, "test": 200.0}
-    full = hb.cell_cost(CellConfig(model="tiny-bert", dataset="sst2", epochs=3), tokens, n_params=10)
+    full = hc.cell_cost(CellConfig(model="tiny-bert", dataset="sst2", epochs=3), tokens, n_params=10)
     assert (full.train_tokens, full.body_tokens, full.eval_tokens) == (3000.0, 0.0, 900.0)
     assert full.flops == 6 * 10 * 3000 + 2 * 10 * 900
-    probe = hb.cell_cost(CellConfig(model="tiny-bert", dataset="sst2", epochs=3, mode="probe"), tokens, n_params=10)
+    probe = hc.cell_cost(CellConfig(model="tiny-bert", dataset="sst2", epochs=3, mode="probe"), tokens, n_params=10)
     assert (probe.train_tokens, probe.body_tokens) == (0.0, 1000.0)  # the frozen body runs once
-    seconds = hb.predicted_seconds(full, 10, train_flops_per_s=600.0, eval_flops_per_s=200.0)
+    seconds = hc.predicted_seconds(full, 10, train_flops_per_s=600.0, eval_flops_per_s=200.0)
     assert seconds == pytest.approx(6 * 10 * 3000 / 600 + 2 * 10 * 900 / 200)
-    assert hb.predicted_seconds(full, 10, 1200.0, 400.0) == pytest.approx(seconds / 2)
+    assert hc.predicted_seconds(full, 10, 1200.0, 400.0) == pytest.approx(seconds / 2)
 
 
 def test_estimate_profile_scales_with_model_size_and_rate():
     cells = [CellConfig(model=m, dataset="sst2", n_train=200, n_test=100, epochs=2, seed=s)
              for m in ("bert-base-uncased", "minilm-l6") for s in (0, 1)]
-    rates = hb.Rates(model="minilm-l6", train_tokens_per_s=1000.0, eval_tokens_per_s=3000.0, source="test")
-    table = hb.estimate_profile(cells, rates, data_dir=DATA, gpu_tokens_per_s=10000.0).set_index("model")
+    rates = hc.Rates(model="minilm-l6", train_tokens_per_s=1000.0, eval_tokens_per_s=3000.0, source="test")
+    table = hc.estimate_profile(cells, rates, data_dir=DATA, gpu_tokens_per_s=10000.0).set_index("model")
     assert list(table.index) == ["bert-base-uncased", "minilm-l6", "total"]
     assert table.loc["total", "cells"] == 4
     assert table.loc["total", "hours_here"] == pytest.approx(table.hours_here.iloc[:2].sum())
     # the same tokens, so time scales with non-embedding parameters; a 10x faster machine is 10x faster
     assert table.loc["bert-base-uncased", "train_tokens"] == table.loc["minilm-l6", "train_tokens"]
-    ratio = hb.non_embedding_parameters("bert-base-uncased") / hb.non_embedding_parameters("minilm-l6")
+    ratio = hc.non_embedding_parameters("bert-base-uncased") / hc.non_embedding_parameters("minilm-l6")
     assert table.loc["bert-base-uncased", "hours_here"] / table.loc["minilm-l6", "hours_here"] == pytest.approx(ratio)
     assert table.loc["total", "hours_gpu"] == pytest.approx(table.loc["total", "hours_here"] / 10)
     # SST-2 sentences: about 10-20 tokens each (special tokens included), 200 train rows x 2 epochs per cell

@@ -113,7 +113,7 @@ def test_tiny_cell_writes_a_complete_record(dirs):
     assert record["best_test_f1"] == max(e["test_f1_weighted"] for e in record["epochs"])
     assert record["corrupted_layers"] == [0, 1] and record["level"] == 50.0
     assert record["data"] == {"n_train": 64, "n_val": 16, "n_test": 32, "notes": []}
-    for key in ("selected_test_f1", "majority_f1", "tokens_per_s", "peak_memory_mb", "wall_s"):
+    for key in ("selected_test_f1", "majority_f1", "tokens_per_s", "peak_rss_mb", "wall_s"):
         assert isinstance(record[key], float) and record[key] > 0
     assert {"revision", "torch", "transformers", "datasets"} <= set(record["versions"])
 

@@ -19,9 +19,10 @@ from harness import BadInput
 from harness.aggregate import CELL_COLUMNS
 import numpy as np
 
-from harness.claims import (CLAIMS, PAPER_TABLES, TIDY, Comparison, aggregate, evaluate_claims, integrity_findings,
-                            load_source, paper_frame, results_frame, verdicts_document)
+from harness.claims import (CLAIMS, PAPER_TABLES, TIDY, Comparison, aggregate, evaluate_claims, load_source, paper_frame,
+                            results_frame, verdicts_document)
 from harness.decision import DEFAULT_RULE, DecisionRule, Verdict, decide, stratum_verdict, weakest
+from harness.integrity import integrity_findings
 
 REPO = Path(__file__).resolve().parent.parent
 PAPER_TEXT = Path(__file__).resolve().parents[2] / "shared" / "paper" / "healing-powers-of-bert.txt"  # ../shared beside the repo

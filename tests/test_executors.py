@@ -29,9 +29,10 @@ from harness import BadInput
 from harness import executors as ex
 from harness.cli import main as cli_main
 from harness.config import cell_identity
-from harness.grid import (CellRunner, DoneCheck, _init_worker, dataset_digests, describe, expand, load_profile,
-                          prepare_data, run_grid)
+from harness.grid import (CellRunner, DoneCheck, _init_worker, dataset_digests, describe, expand, prepare_data,
+                          run_grid)
 from harness.grid import tsne_cells
+from harness.profiles import load_profile
 from harness.results import read_record
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -175,7 +176,7 @@ def test_bad_input_stops_a_slurm_array_naming_the_cell(tmp_path):
 
 
 def test_wall_time_on_n_gpus_and_what_packing_buys():
-    from harness.bench import SMALL_CELL_GPU_SHARE, gpu_wall_hours, timeout_min
+    from harness.cost import SMALL_CELL_GPU_SHARE, gpu_wall_hours, timeout_min
 
     hours = [2.0] * 8 + [1.0] * 8  # eight big cells, eight small ones
     small = [False] * 8 + [True] * 8

@@ -15,7 +15,8 @@ import yaml
 from harness import BadInput
 from harness.config import METHOD_VERSION, CellConfig, cell_identity
 from harness.corrupt import layers_to_corrupt
-from harness.grid import dataset_digests, describe, expand, is_done, load_profile, run_grid, tsne_cells
+from harness.grid import dataset_digests, describe, expand, is_done, run_grid, tsne_cells
+from harness.profiles import load_profile
 from harness.results import RECORD_SCORES, RecordWarning, features_path, record_path, write_json_atomic
 
 PARAMS = Path(__file__).resolve().parent.parent / "params.yaml"

@@ -9,7 +9,7 @@ import torch
 
 from harness import BadInput
 from harness.corrupt import corrupt
-from harness.models import OFFLINE_MODELS, classify_vector, head_parameters, load_classifier
+from harness.models import OFFLINE_MODELS, head_logits, head_parameters, load_classifier, sentence_vector
 
 TINY = ("tiny-bert", "tiny-distilbert")
 
@@ -123,17 +123,17 @@ def test_num_labels_must_be_an_integer_of_at_least_two(num_labels):
 
 
 @pytest.mark.parametrize("name", TINY)
-def test_classify_vector_is_the_models_own_head_on_the_cls_vector(name):
+def test_the_training_head_path_is_the_models_own_forward_for_cls_pooling(name):
+    # What training runs (sentence_vector + head_logits) equals AutoModelForSequenceClassification's logits.
     model, tokenizer = load_classifier(name, 4, seed=2)
+    model.eval()
     batch = tokenizer(["the film was fine", "no", "a longer sentence than the others"], return_tensors="pt", padding=True)
     with torch.no_grad():
         own = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        hidden = model.base_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        logits = classify_vector(model, hidden.last_hidden_state[:, 0])
-        random = classify_vector(model, torch.randn(5, model.config.hidden_size))
+        vector = sentence_vector(model, batch["input_ids"], batch["attention_mask"], pooling="cls", pooler=True)
+        logits = head_logits(model, vector)
     assert logits.shape == (3, 4)
     torch.testing.assert_close(logits, own, rtol=1e-5, atol=1e-6)
-    assert random.shape == (5, 4)
 
 
 @pytest.mark.parametrize(("name", "head"), [("tiny-bert", {"classifier"}), ("tiny-distilbert", {"pre_classifier", "classifier"})])
@@ -145,3 +145,14 @@ def test_head_parameters_are_exactly_the_parameters_outside_the_base_model(name,
     assert trained | base == {id(param) for param in model.parameters()}
     names = {name for name, param in model.named_parameters() if id(param) in trained}
     assert {name.split(".")[0] for name in names} == head
+
+
+@pytest.mark.parametrize("name", ["minilm-l6", *TINY])
+def test_the_registry_holds_the_shape_the_model_loads_with(name):
+    from harness.models import MODELS
+
+    known, config = MODELS[name], load_classifier(name, 2)[0].config
+    assert config.model_type == known.architecture
+    depth = config.num_hidden_layers if known.architecture == "bert" else config.n_layers
+    hidden = config.hidden_size if known.architecture == "bert" else config.dim
+    assert (depth, hidden) == (known.depth, known.hidden)
