@@ -24,7 +24,9 @@ import pandas as pd
 import pytest
 
 from harness import BadInput
-from harness.claims import ClaimVerdict, Comparison, aggregate, evaluate_claims, load_source, verdicts_document
+from harness.claims import Comparison, evaluate_claims
+from harness.sources import load_analysis, load_source
+from harness.verdicts import ClaimVerdict, aggregate, verdicts_document
 from harness.convergence import diagnose, under_trained_slices
 from harness.decision import Verdict
 from harness.integrity import Finding, integrity_findings
@@ -81,9 +83,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         diagnosis = _convergence(source, frame.attrs["path"])
         if config.getoption("verdicts_out"):  # fail now, not after every test has run
             check_writable(Path(config.getoption("verdicts_out")).parent)
+        # claim 5 reads the representation analysis beside the results file (the paper has only pictures)
+        separation = load_analysis(Path(frame.attrs["path"]).with_name("analysis.csv")) if source == "results" else None
     except BadInput as error:
         raise pytest.UsageError(str(error)) from None
-    comparisons = evaluate_claims(frame, source, under_trained=under_trained_slices(diagnosis))
+    comparisons = evaluate_claims(frame, source, under_trained=under_trained_slices(diagnosis), separation=separation)
     notes = list(frame.attrs["notes"])
     if source == "results" and diagnosis.empty:
         notes.append("no training curves in the results file: the convergence diagnostic could not run")

@@ -215,3 +215,18 @@ def aggregate_cli(args: argparse.Namespace) -> int:
     summary = aggregate(profile.name, cells, args.cells, args.out, dataset_digests(cells, args.data_dir))
     print(f"profile {profile.name}: {len(summary)} settings summarised in {args.out}", file=sys.stderr)
     return 0
+
+
+def record_rows(folder: str | Path) -> pd.DataFrame:
+    """Every result record in ``folder`` (e.g. a profile's records kept in git) as one row each: its cells.csv
+    row plus every config field (corruption kind, component, budget, ...), without expanding a profile."""
+    from harness.results import read_record
+
+    rows = []
+    for path in sorted(Path(folder).glob("*.json")):
+        record = read_record(path)
+        if record is not None and "config" in record and "epochs" in record:
+            row = _row_or_none(record, folder)
+            if row is not None:
+                rows.append({**record["config"], **row, "n_train": record["data"]["n_train"]})
+    return pd.DataFrame(rows)

@@ -28,6 +28,7 @@ from harness.data import PreparedData, dataset_digest, dataset_spec, prepare
 from harness.memory import rss_peak
 from harness.models import load_classifier
 from harness.precision import detect_hardware
+from harness.representations import ANALYSIS_EXAMPLES, first_examples, layer_vectors
 from harness.results import (cell_record, check_writable, claim, features_path, record_path as identity_path, versions,
                              write_atomic, write_json_atomic)
 from harness.train import TrainOutcome, TrainSettings, body_vectors, majority_scores, train_and_evaluate
@@ -71,9 +72,26 @@ def summarise(config: CellConfig, outcome: TrainOutcome, majority_f1: float) -> 
     return {"status": status, **scores, "majority_f1": majority_f1}
 
 
-def _save_features(path: Path, vectors: torch.Tensor, labels: np.ndarray) -> None:
-    features = vectors.cpu().numpy().astype(np.float32)
-    write_atomic(path, lambda handle: np.savez(handle, features=features, labels=labels))
+def _save_vectors(path: Path, head_inputs: torch.Tensor, labels: np.ndarray, layers: dict[str, np.ndarray]) -> None:
+    """``features``/``labels``: the head's inputs on the test set (t-SNE); ``layers_<split>_<moment>_<pooling>``
+    and ``labels_<split>``: every layer's pooled vectors of the first training and test examples (float16
+    halves the file; their scale is far inside its range)."""
+    arrays = {"features": head_inputs.cpu().numpy().astype(np.float32), "labels": labels,
+              **{name: vectors.astype(np.float16) if name.startswith("layers_") else vectors
+                 for name, vectors in layers.items()}}
+    write_atomic(path, lambda handle: np.savez(handle, **arrays))
+
+
+def _capture(model, data: PreparedData, moment: str, pad_id: int, device: torch.device, precision: str
+             ) -> dict[str, np.ndarray]:
+    """Every layer's pooled vectors of the first training and test examples (``harness.representations``)."""
+    found = {}
+    for split, encoded in (("train", data.train), ("test", data.test)):
+        subset = first_examples(encoded, ANALYSIS_EXAMPLES)
+        found[f"labels_{split}"] = subset.labels
+        found |= {f"layers_{split}_{moment}_{pooling}": vectors
+                  for pooling, vectors in layer_vectors(model.to(device), subset, pad_id, device, precision).items()}
+    return found
 
 
 def _finished(config: CellConfig, data_digest: str, path: Path, save_features: bool) -> dict | None:
@@ -142,6 +160,8 @@ def _compute(config: CellConfig, spec, data_digest: str, path: Path, *, data_dir
         reset = corrupt(model, config.corrupt_position, config.fraction, seed=config.seed, init=config.init,
                         scope=config.scope, rounding=config.rounding)
 
+        layers = _capture(model, data, "before", tokenizer.pad_token_id, device, config.precision) \
+            if save_features else {}
         settings = TrainSettings(lr=config.lr, epochs=config.epochs, batch_size=config.batch_size, pooling=config.pooling,
                                  mode=config.mode, seed=config.seed, precision=config.precision, pooler=config.pooler)
         label = f"{config.model} {config.dataset} {config.position} {config.fraction:.2f} {config.mode} lr={config.lr:g} s={config.seed}"
@@ -179,6 +199,7 @@ def _compute(config: CellConfig, spec, data_digest: str, path: Path, *, data_dir
         model.eval()
         vectors = body_vectors(model, data.test, config.pooling, tokenizer.pad_token_id, device, config.precision,
                                config.pooler)
-        _save_features(features_path(path), vectors, data.test.labels)
+        layers |= _capture(model, data, "after", tokenizer.pad_token_id, device, config.precision)
+        _save_vectors(features_path(path), vectors, data.test.labels, layers)
     write_json_atomic(path, record)
     return record

@@ -1,6 +1,6 @@
 """The paper's findings as verdicts: each claim a list of comparisons, grouped into the strata it speaks about.
 
-Four claims (Section 4.2 and 4.3):
+Four claims (Section 4.2 and 4.3), and a fifth, the paper's reading of its Figure 1, made testable:
 
 1. ``no-complete-recovery``: every corrupted setting scores below the clean model. Strata: the
    corruption settings (bottom 25%, top 25%, ..., 100%): the claim must hold for the mildest one
@@ -13,6 +13,12 @@ Four claims (Section 4.2 and 4.3):
    more from seed to seed. Strata: the two measures. Both are tested by resampling (over seeds, or,
    with one run per value, over the test set's sampling noise), which keeps the dependence between
    comparisons that share a run (every comparison of claim 1 shares the clean run).
+5. ``separation-order``: "the clean and top-corrupted models keep clear label clusters, the bottom and
+   fully corrupted ones don't" (Figure 1), measured: the final layer's label separation after
+   fine-tuning (``harness.analysis``) orders clean >= top-k > bottom-k >= 100%. Strata: the three
+   steps. Separation is in percent of the clean model's (its units are the space's own); ">=" is
+   SUPPORTED by a significant gap or by equivalence within ``separation_margin``. The paper prints
+   only pictures, so on its source this claim has no numbers.
 
 Claims 1-3 are stated for full fine-tuning (Tables 2, 3 and 5), so they are evaluated on ``mode ==
 full``; probe slices enter claim 4. Strata pool every model, dataset and table. One comparison's
@@ -21,52 +27,26 @@ verdict, a stratum's and a claim's headline (its weakest stratum) follow ``harne
 Our grid's comparisons from a slice that the convergence diagnostic (``harness.convergence``) finds
 under-trained are PROVISIONAL, and so is every claim verdict that rests on one.
 
-Sources (``load_source``): ``paper`` (claims/paper_tables.csv, the transcribed Tables 2-5) or
-``results`` (results/cells.csv, one row per cell, the lr chosen once per setting over its seeds by
-``harness.aggregate.choose_lr``). Both become one tidy frame:
-``table, model, dataset, pooling, mode, position, level, seed, n_test, f1``.
+Where the numbers come from is ``harness.sources``; how comparisons become a claim's verdict is
+``harness.verdicts``.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from harness import BadInput
-from harness.decision import (DEFAULT_RULE, DecisionRule, StratumVerdict, Verdict, decide, resampled_p_values,
-                              stratum_verdict, weakest)
-from harness.results import read_csv
-
-if TYPE_CHECKING:
-    from harness.integrity import Finding
+from harness.decision import DEFAULT_RULE, DecisionRule, Verdict, decide, resampled_p_values
+from harness.sources import GROUP, POSITIONS, SLICE_KEY, TIDY
 
 
-REPO = Path(__file__).resolve().parent.parent
-PAPER_TABLES = REPO / "claims" / "paper_tables.csv"
-RESULTS = REPO / "results" / "cells.csv"
-
-CLAIMS = ("no-complete-recovery", "monotone-degradation", "bottom-worse-than-top", "probe-instability")
-GROUP = ["table", "model", "dataset", "pooling", "mode"]
-SLICE_KEY = ["model", "dataset", "pooling", "mode"]  # what the convergence diagnostic names a slice by
-TIDY = GROUP + ["position", "level", "seed", "n_test", "f1"]
-POSITIONS = ("none", "bottom", "top", "all")
-METRICS = ("best", "selected")
-SOURCES = ("paper", "results")
-
-# Which training protocol each paper table reports (Sections 4.2-4.3); Table 5 = pair tasks, [CLS], full.
-PAPER_PROTOCOL = {2: ("cls", "full"), 3: ("mean", "full"), 4: ("cls", "probe"), 5: ("cls", "full")}
-PAPER_LEVELS = (0, 25, 50, 75, 100)
-# Test-set sizes behind each paper value: Table 1 for the six classification datasets; the pair tasks
-# are scored on GLUE's validation split (their test labels are hidden), as harness/data.py does.
-PAPER_TEST_SIZES = {"sst2": 12_000, "imdb": 5_000, "ag_news": 6_000, "emotion": 4_000, "dbpedia_14": 12_000,
-                    "twitter_financial_news_topic": 4_000, "mrpc": 408, "rte": 277}
+CLAIMS = ("no-complete-recovery", "monotone-degradation", "bottom-worse-than-top", "probe-instability",
+          "separation-order")
 
 
 # ---------------------------------------------------------------- comparisons
@@ -316,172 +296,67 @@ def probe_instability(pieces: list[Slice], rule: DecisionRule = DEFAULT_RULE, so
     return found
 
 
-def evaluate_claims(frame: pd.DataFrame, source_kind: str, rule: DecisionRule = DEFAULT_RULE,
-                    under_trained: Collection[tuple] = ()) -> list[Comparison]:
-    """Every comparison of the four claims on a tidy frame; a claim with nothing to compare gets one
-    INCONCLUSIVE comparison saying so (an empty claim must not look like a pass).
+# ---------------------------------------------------------------- claim 5: Figure 1's reading, measured
 
-    ``under_trained``: slice keys (model, dataset, pooling, mode) whose comparisons are PROVISIONAL.
+# (stratum, low, high, weak): the prediction separation(low) < separation(high), or <= where weak
+SEPARATION_ORDER = (("top ≤ clean", "top", "clean", True), ("bottom < top", "bottom", "top", False),
+                    ("100% ≤ bottom", "100%", "bottom", True))
+
+
+def separation_order(separation: pd.DataFrame | None, source: str, rule: DecisionRule = DEFAULT_RULE) -> list[Comparison]:
+    """Claim 5 on the final layer's separation (``harness.sources.load_analysis``: setting, seed, separation)."""
+    ids = {"table": "analysis", "model": "-", "dataset": "-"}
+    if separation is None or separation.empty:
+        why = ("the paper prints only pictures (Figure 1): it gives no numbers to test" if source == "paper" else
+               "no representation analysis in this source (a profile without `analysis:`, or analysis.csv missing)")
+        return [Comparison(CLAIMS[4], {**ids, "comparison": "nothing"}, {}, Verdict.INCONCLUSIVE, why, source, "nothing")]
+    ids = {**ids, "model": separation.attrs.get("model", "-"), "dataset": separation.attrs.get("dataset", "-")}
+    runs = {setting: dict(zip(piece["seed"].astype(int), piece["separation"].astype(float)))
+            for setting, piece in separation.groupby("setting")}
+    clean = float(np.mean(list(runs.get("clean", {}).values()) or [math.nan]))
+    found = []
+    for stratum, low, high, weak in SEPARATION_ORDER:
+        case = {**ids, "comparison": f"{low}<{'=' if weak else ''}{high}"}
+        common = {"source": source, "stratum": stratum}
+        missing = [s for s in (low, high) if s not in runs]
+        paired = set(runs.get(low, {})) & set(runs.get(high, {}))
+        if missing or len(paired) < 2 or not clean > 0:
+            why = (f"no analysed cell for {' and '.join(missing)}" if missing else
+                   f"{len(paired)} seed(s) in common: a separation verdict needs >= 2 (margins have no test-set noise "
+                   "model)" if len(paired) < 2 else
+                   "no label pair is linearly separable in the clean model's final layer: the measure is 0 and "
+                   "cannot order the settings at this size")
+            found.append(Comparison(CLAIMS[4], case, {}, Verdict.INCONCLUSIVE, why, **common))
+            continue
+        percent = {s: {seed: 100.0 * v / clean for seed, v in runs[s].items()} for s in (low, high)}
+        decision = decide(percent[low], percent[high], math.inf, rule.for_separation(),
+                          equivalence_supports=weak)
+        values = {f"{low} %": decision.values.get("low", math.nan), f"{high} %": decision.values.get("high", math.nan),
+                  **{k: v for k, v in decision.values.items() if k not in ("low", "high")}}
+        detail = (f"final-layer separation in % of clean: {low} {values[f'{low} %']:.1f}, {high} "
+                  f"{values[f'{high} %']:.1f}: {decision.detail}")
+        found.append(Comparison(CLAIMS[4], case, values, decision.verdict, detail, mdd=decision.mdd, **common))
+    return found
+
+
+def evaluate_claims(frame: pd.DataFrame, source_kind: str, rule: DecisionRule = DEFAULT_RULE,
+                    under_trained: Collection[tuple] = (), separation: pd.DataFrame | None = None) -> list[Comparison]:
+    """Every comparison of the five claims; a claim with nothing to compare gets one INCONCLUSIVE
+    comparison saying so (an empty claim must not look like a pass).
+
+    ``frame``: the tidy F1 frame (``harness.sources``); ``separation``: the final layer's separation per
+    setting and seed (``harness.sources.load_analysis``), for claim 5. ``under_trained``: slice keys
+    (model, dataset, pooling, mode) whose comparisons are PROVISIONAL.
     """
     under_trained = {tuple(map(str, key)) for key in under_trained}
     pieces = list(slices(frame))
     found = [c for piece in pieces if piece.keys["mode"] == "full" for claim in ORDERING
              for c in ordering_comparisons(claim, piece, rule, source_kind, piece.slice_key in under_trained)]
     found += probe_instability(pieces, rule, source_kind, under_trained)
+    found += separation_order(separation, source_kind, rule)
     for claim in CLAIMS:
         if not any(c.claim == claim for c in found):
             what = "linear-probe slice" if claim == CLAIMS[3] else "full fine-tuning slice with corrupted settings"
             found.append(Comparison(claim, {"table": "-", "model": "-", "dataset": "-", "comparison": "nothing"}, {},
                                     Verdict.INCONCLUSIVE, f"no {what} in this source", source_kind, "nothing"))
     return found
-
-
-# ---------------------------------------------------------------- claim verdicts
-
-
-@dataclass(frozen=True)
-class ClaimVerdict:
-    """A claim's headline (its weakest stratum), its strata, and the comparison counts."""
-
-    claim: str
-    verdict: Verdict
-    supported: int
-    contradicted: int
-    inconclusive: int
-    detail: str
-    strata: tuple[StratumVerdict, ...] = ()
-    provisional: bool = False
-    provisional_detail: str = ""
-
-    @property
-    def total(self) -> int:
-        return self.supported + self.contradicted + self.inconclusive
-
-    def line(self) -> str:
-        return (f"{self.claim}: {self.verdict} (supported {self.supported} / contradicted {self.contradicted} / "
-                f"inconclusive {self.inconclusive})")
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "verdict": str(self.verdict), "line": self.line(),
-                "strata": [{**asdict(s), "verdict": str(s.verdict)} for s in self.strata]}
-
-
-def aggregate(comparisons: Iterable[Comparison], rule: DecisionRule = DEFAULT_RULE) -> dict[str, ClaimVerdict]:
-    """One verdict per claim (in ``CLAIMS`` order; claims without comparisons left out): its weakest stratum."""
-    comparisons = list(comparisons)
-    verdicts = {}
-    for claim in CLAIMS:
-        mine = [c for c in comparisons if c.claim == claim]
-        if not mine:
-            continue
-        by_stratum: dict[str, list[Verdict]] = defaultdict(list)
-        for c in mine:
-            by_stratum[c.stratum or "all comparisons"].append(c.verdict)
-        strata = tuple(stratum_verdict(name, found, rule) for name, found in by_stratum.items())
-        decisive = weakest(strata)
-        counts = [sum(c.verdict is v for c in mine) for v in (Verdict.SUPPORTED, Verdict.CONTRADICTED,
-                                                               Verdict.INCONCLUSIVE)]
-        detail = f"weakest of {len(strata)} strata: {decisive.name} ({decisive.detail})"
-        provisional = [c for c in mine if c.provisional]
-        slices_named = sorted({"/".join(c.ids[k] for k in ("model", "dataset")) + f" {c.ids['table']}"
-                               for c in provisional})
-        verdicts[claim] = ClaimVerdict(
-            claim, decisive.verdict, *counts, detail, strata, bool(provisional),
-            f"PROVISIONAL: {len(provisional)} of {len(mine)} comparisons come from under-trained slices "
-            f"({', '.join(slices_named)})" if provisional else "")
-    return verdicts
-
-
-# ---------------------------------------------------------------- sources
-
-
-def _require(frame: pd.DataFrame, columns: Iterable[str], where: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise BadInput(f"{where} lacks column(s) {missing}; it has {list(frame.columns)}")
-
-
-def paper_frame(tables: pd.DataFrame, where: str = "paper tables") -> pd.DataFrame:
-    """The transcribed Tables 2-5 (``table,model,dataset,position,level,f1``) as a tidy frame."""
-    _require(tables, ["table", "model", "dataset", "position", "level", "f1"], where)
-    bad_table = sorted(set(tables["table"].tolist()) - set(PAPER_PROTOCOL))
-    bad_position = sorted(set(tables["position"].tolist()) - set(POSITIONS))
-    bad_level = sorted(set(tables["level"].tolist()) - set(PAPER_LEVELS))
-    bad_dataset = sorted(set(tables["dataset"].tolist()) - set(PAPER_TEST_SIZES))
-    for name, bad, valid in (("table", bad_table, list(PAPER_PROTOCOL)), ("position", bad_position, POSITIONS),
-                             ("level", bad_level, PAPER_LEVELS), ("dataset", bad_dataset, list(PAPER_TEST_SIZES))):
-        if bad:
-            raise BadInput(f"{where}: unknown {name} {bad}; valid: {list(valid)}")
-    ends = tables[tables["position"].isin(["none", "all"])]
-    inconsistent = ends[ends["level"] != ends["position"].map({"none": 0, "all": 100})]
-    if not inconsistent.empty:
-        raise BadInput(f"{where}: position 'none' needs level 0 and 'all' level 100; rows {list(inconsistent.index)}")
-    protocol = tables["table"].map(PAPER_PROTOCOL)
-    frame = tables.assign(table="T" + tables["table"].astype(str), pooling=protocol.str[0], mode=protocol.str[1],
-                          level=tables["level"].astype(float), seed=0, n_test=tables["dataset"].map(PAPER_TEST_SIZES),
-                          f1=tables["f1"].astype(float))
-    return frame[TIDY].reset_index(drop=True)
-
-
-RESULT_COLUMNS = ["model", "dataset", "position", "level", "pooling", "mode", "lr", "seed", "n_test", "status",
-                  "best_test_f1", "selected_test_f1", "selected_val_f1"]
-
-
-def results_frame(cells: pd.DataFrame, metric: str = "best", where: str = "results") -> pd.DataFrame:
-    """Our cells as a tidy frame, at the one lr per setting that ``aggregate.choose_lr`` picks over its seeds.
-
-    ``best``: the paper's protocol, the best epoch's test F1, lr chosen by its seed mean.
-    ``selected``: the held-out protocol, test F1 at the best validation epoch, lr chosen by the seed mean of
-    validation F1. The seeds of a setting share their lr, so seed-paired comparisons stay paired.
-    Rows whose F1 is NaN (diverged runs) are dropped; ``frame.attrs["notes"]`` says how many.
-    """
-    from harness.aggregate import SELECTION, choose_lr
-
-    if metric not in METRICS:
-        raise BadInput(f"metric must be one of {METRICS}, got {metric!r}")
-    _require(cells, RESULT_COLUMNS, where)
-    score = SELECTION[metric].score
-    chosen = choose_lr(cells, metric)
-    usable = chosen[chosen[score].notna()]
-    notes = []
-    if len(usable) < len(chosen):
-        dropped = chosen.loc[chosen.index.difference(usable.index), "status"].value_counts()
-        notes.append(f"{where}: dropped {len(chosen) - len(usable)} run(s) with NaN F1 at the chosen lr "
-                     f"({', '.join(f'{status} {n}' for status, n in dropped.items())})")
-    frame = usable.assign(table=usable["pooling"] + "-" + usable["mode"], f1=usable[score].astype(float),
-                          level=usable["level"].astype(float))[TIDY]
-    frame = frame.sort_values(GROUP + ["seed", "level"], kind="stable").reset_index(drop=True)
-    frame.attrs["notes"] = notes
-    return frame
-
-
-def load_source(kind: str, path: str | Path | None = None, metric: str = "best") -> pd.DataFrame:
-    """The tidy frame of the paper's tables (``paper``) or of our results (``results``)."""
-    if kind not in SOURCES:
-        raise BadInput(f"source must be one of {SOURCES}, got {kind!r}")
-    path = Path(path) if path is not None else (PAPER_TABLES if kind == "paper" else RESULTS)
-    hint = ("run `dvc repro` first (or give --results PATH)" if kind == "results"
-            else "restore claims/paper_tables.csv")
-    numeric = ("level", "lr", "seed", "n_test", "best_test_f1", "selected_test_f1", "selected_val_f1", "table", "f1")
-    table = read_csv(path, f"{kind} file", hint, numeric=numeric)  # missing, empty, not a CSV: one BadResults
-    frame = paper_frame(table, str(path)) if kind == "paper" else results_frame(table, metric, str(path))
-    frame.attrs.setdefault("notes", [])
-    frame.attrs.update(source=kind, path=str(path), metric=metric)
-    return frame
-
-
-# ---------------------------------------------------------------- machine-readable verdicts
-
-
-def verdicts_document(comparisons: list[Comparison], *, source: str, path: str = "", metric: str = "",
-                      findings: Iterable[Finding] = (), notes: Iterable[str] = (),
-                      rule: DecisionRule = DEFAULT_RULE, convergence: list[dict] | None = None) -> dict:
-    """The verdicts as JSON-ready data for the report: per claim (headline, strata), every comparison, integrity."""
-    return {
-        "source": source, "path": path, "metric": metric, "rule": asdict(rule),
-        "claims": {claim: verdict.to_dict() for claim, verdict in aggregate(comparisons, rule).items()},
-        "comparisons": [c.to_dict() for c in comparisons],
-        "integrity": [asdict(f) for f in findings],
-        "convergence": convergence or [],
-        "notes": list(notes),
-    }

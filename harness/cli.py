@@ -231,6 +231,30 @@ def add_plots_cli(subparsers) -> None:
     p.set_defaults(func=plots_cli)
 
 
+def _analyse(args: argparse.Namespace) -> int:
+    from harness.analysis import analyse
+
+    written = analyse(args.profile, params=args.params, cells_dir=args.cells, data_dir=args.data_dir,
+                      results_dir=args.results, plots_dir=args.plots, jobs=args.jobs)
+    print(written or "the profile has no 'analysis:' entry: nothing to analyse", file=sys.stderr)
+    return 0
+
+
+def add_analyse_cli(subparsers) -> None:
+    p = subparsers.add_parser("analyse", help="measure how healing changes the representations, layer by layer",
+                              description="For the profile's analysis cells (clean, top-k, bottom-k, 100%; per seed), "
+                                          "measure every layer before and after fine-tuning (probe accuracy, label "
+                                          "separation, spatial similarity, centroid movement, linear CKA); write "
+                                          "analysis.csv, analysis_by_layer.csv, analysis.json, cka.png and layers.png.")
+    _profile_arguments(p)
+    p.add_argument("--cells", default="results/cells", help="folder of the result records and vectors")
+    p.add_argument("--results", default="results", help="folder for the tables (default: %(default)s)")
+    p.add_argument("--plots", default="results/plots", help="folder for the figures (default: %(default)s)")
+    p.add_argument("--jobs", type=int, default=2, help="cells measured in parallel (default: %(default)s)")
+    _data_dir_of_records(p)
+    p.set_defaults(func=_analyse)
+
+
 def add_report_cli(subparsers) -> None:
     from harness.report import report_cli
 
@@ -319,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_grid_cli(subparsers)
     add_aggregate_cli(subparsers)
     add_plots_cli(subparsers)
+    add_analyse_cli(subparsers)
     add_report_cli(subparsers)
     add_bench_cli(subparsers)
     add_estimate_cli(subparsers)

@@ -137,6 +137,35 @@ def tsne_cells(profile: Profile, cells: Sequence[CellConfig]) -> dict[str, list[
     return panels
 
 
+def analysis_cells(profile: Profile, cells: Sequence[CellConfig]) -> dict[tuple[str, int], CellConfig]:
+    """(setting, seed) -> the grid cell whose layers the representation analysis measures
+    (settings ``clean``, ``top``, ``bottom``, ``100%``)."""
+    spec = profile.analysis
+    if spec is None:
+        return {}
+    wanted = {"clean": ("none", 0.0), "top": ("top", float(spec.fraction)), "bottom": ("bottom", float(spec.fraction)),
+              "100%": ("all", 1.0)}
+    chosen = {}
+    for (setting, (position, fraction)), seed in product(wanted.items(), spec.seeds):
+        found = [c for c in cells if (c.model, c.dataset, c.seed, c.pooling, c.mode, c.position, c.fraction)
+                 == (spec.model, spec.dataset, seed, spec.pooling, spec.mode, position, fraction)
+                 and (spec.lr is None or c.lr == spec.lr)]
+        if len(found) != 1:
+            what = (f"{setting} ({spec.model} {spec.dataset} seed {seed} {spec.pooling} {spec.mode}"
+                    + (f" lr {spec.lr:g}" if spec.lr is not None else "") + ")")
+            raise BadInput(f"profile {profile.name!r}: analysis cell {what} "
+                           + ("is not a cell of the grid; add it to a block" if not found else
+                              f"matches {len(found)} cells (one per lr): give the analysis an lr"))
+        chosen[(setting, seed)] = found[0]
+    return chosen
+
+
+def saves_vectors(profile: Profile, cells: Sequence[CellConfig]) -> set[str]:
+    """Hashes of the cells that save their vectors: Figure 1's t-SNE cells and the analysis' cells."""
+    return ({c.hash for panel in tsne_cells(profile, cells).values() for c in panel}
+            | {c.hash for c in analysis_cells(profile, cells).values()})
+
+
 def fraction_label(fraction: float | Fraction) -> str:
     return f"{float(fraction):.0%}"
 
@@ -322,7 +351,7 @@ def prepare_data(cells: Sequence[CellConfig], *, data_dir: str | Path = "data",
 def grid_cli(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile, args.params)
     cells = expand(profile)
-    features = {c.hash for panel in tsne_cells(profile, cells).values() for c in panel}
+    features = saves_vectors(profile, cells)
     if args.list:
         digests = dataset_digests(cells, args.data_dir)
         done = 0

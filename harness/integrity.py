@@ -14,7 +14,8 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from harness.claims import _order, _require, setting_label
+from harness.claims import _order, setting_label
+from harness.sources import _require
 
 
 @dataclass(frozen=True)

@@ -195,18 +195,22 @@ def sentence_vector(
     model_type = model.config.model_type
     extra = {"token_type_ids": token_type_ids} if model_type == "bert" and token_type_ids is not None else {}
     hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
-    if pooling == "cls":
-        vector = hidden[:, 0]
-    elif pooling == "mean":
-        mask = attention_mask.clone()
-        mask[:, 0] = 0  # drop [CLS]
-        mask = mask.unsqueeze(-1).to(hidden.dtype)
-        vector = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-    else:
-        raise BadInput(f"pooling must be 'cls' or 'mean', got {pooling!r}")
+    vector = pool(hidden, attention_mask, pooling)
     if model_type == "bert" and pooler:
         return model.bert.pooler(vector.unsqueeze(1))  # BertPooler reads position 0 of a sequence
     return vector
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """(batch, tokens, hidden) -> (batch, hidden): [CLS]'s output, or the mean of every non-[CLS] token's."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    if pooling == "mean":
+        mask = attention_mask.clone()
+        mask[:, 0] = 0  # drop [CLS]
+        mask = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+    raise BadInput(f"pooling must be 'cls' or 'mean', got {pooling!r}")
 
 
 def head_logits(model: PreTrainedModel, vector: torch.Tensor) -> torch.Tensor:

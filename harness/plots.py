@@ -71,6 +71,59 @@ def _save_png(figure: Figure, path: str | Path) -> Path:
     return write_atomic(path, lambda handle: figure.savefig(handle, format="png", dpi=120))
 
 
+# ---------------------------------------------------------------- how healing changes the representations
+
+ANALYSIS_COLORS = {"clean": "black", "top": "tab:blue", "bottom": "tab:red", "100%": "tab:purple"}
+
+
+def plot_cka_heatmap(by_layer: pd.DataFrame, path: str | Path, title: str = "") -> Path:
+    """Layer x setting heatmap of linear CKA to the clean fine-tuned model (``harness.analysis.by_layer``),
+    beside the same after fine-tuning to the pretrained model."""
+    panels = (("cka_to_clean", "CKA to the clean fine-tuned model\n(other seeds; clean row: seed-to-seed)"),
+              ("cka_to_pretrained", "CKA to the pretrained model"))
+    settings = [s for s in ANALYSIS_COLORS if s in set(by_layer["setting"].astype(str))]
+    layers = sorted(by_layer["layer"].unique())
+    figure = Figure(figsize=(1.0 + 0.9 * len(layers) * len(panels), 0.6 + 0.55 * len(settings)), layout="constrained")
+    for ax, (column, label) in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels):
+        grid = by_layer.pivot_table(index="setting", columns="layer", values=column, observed=True).reindex(settings)
+        image = ax.imshow(grid.to_numpy(dtype=float), vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
+        for (row, col), value in np.ndenumerate(grid.to_numpy(dtype=float)):
+            if math.isfinite(value):
+                ax.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if value < 0.6 else "black")
+        ax.set_xticks(range(len(layers)), [("emb" if layer == 0 else str(layer)) for layer in layers], fontsize=7)
+        ax.set_yticks(range(len(settings)), settings, fontsize=7)
+        ax.set_xlabel("layer (emb = embeddings' output)", fontsize=8)
+        ax.set_title(label, fontsize=8)
+    figure.colorbar(image, ax=figure.axes, shrink=0.8, label="linear CKA")
+    figure.suptitle(f"After fine-tuning: {title}", fontsize=9)
+    return _save_png(figure, path)
+
+
+def plot_layer_measures(by_layer: pd.DataFrame, path: str | Path, title: str = "") -> Path:
+    """Label separation, probe accuracy and centroid movement per layer, one line per setting
+    (solid: after fine-tuning; dotted: before, i.e. the corrupted or pretrained model)."""
+    panels = (("separation", "label separation\n(mean min. margin width)"), ("probe", "linear probe accuracy (%)"),
+              ("movement", "centroid movement in fine-tuning"))
+    figure = Figure(figsize=(4.0 * len(panels), 3.2), layout="constrained")
+    for ax, (measure, label) in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels):
+        for setting, color in ANALYSIS_COLORS.items():
+            part = by_layer[by_layer["setting"].astype(str) == setting]
+            if part.empty:
+                continue
+            if measure == "movement":
+                ax.plot(part["layer"], part["movement"], color=color, marker="o", markersize=3, label=setting)
+                continue
+            ax.plot(part["layer"], part[f"{measure}_after"], color=color, marker="o", markersize=3, label=setting)
+            ax.plot(part["layer"], part[f"{measure}_before"], color=color, linestyle=":", linewidth=1)
+        ax.set_xlabel("layer (0 = embeddings' output)", fontsize=8)
+        ax.set_title(label, fontsize=9)
+        ax.tick_params(labelsize=7)
+    figure.axes[0].legend(fontsize=7, title="solid: after FT\ndotted: before", title_fontsize=7)
+    figure.suptitle(title, fontsize=9)
+    return _save_png(figure, path)
+
+
 # ---------------------------------------------------------------- Figure 1: t-SNE
 
 

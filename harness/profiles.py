@@ -56,10 +56,27 @@ class TsneSpec:
 
 
 @dataclass(frozen=True)
+class AnalysisSpec:
+    """How healing changes the representations (``harness.analysis``): which cells save every layer's
+    vectors (clean, top-k, bottom-k and 100% at ``fraction``, for each seed) and how they are measured."""
+
+    model: str
+    dataset: str
+    fraction: Fraction
+    seeds: tuple[int, ...]
+    pooling: str = "mean"  # the cells' pooling: the vectors the head reads (the other pooling's are measured too)
+    mode: str = "full"
+    lr: float | None = None  # needed where the block has several lrs
+    dims: int = 50  # principal components the margins are measured in (see harness.representations)
+    split: str = "train"  # whose first examples: "train" (fine-tuned on; Zhou & Srikumar's choice) or "test"
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     blocks: tuple[Block, ...]
     tsne: TsneSpec | None = None
+    analysis: AnalysisSpec | None = None
 
 
 # ---------------------------------------------------------------- reading params.yaml
@@ -144,6 +161,29 @@ def parse_tsne(raw: dict) -> TsneSpec:
     return TsneSpec(**{**raw, "fraction": fraction})
 
 
+def parse_analysis(raw: dict) -> AnalysisSpec:
+    required, optional = {"model", "dataset", "fraction", "seeds"}, {"pooling", "mode", "lr", "dims", "split"}
+    if not isinstance(raw, dict) or set(raw) - required - optional or not required <= set(raw):
+        raise BadInput(f"analysis must be a mapping with {sorted(required)} (and optionally {sorted(optional)}); "
+                       f"got {raw!r}")
+    fraction = parse_fraction(raw["fraction"])
+    if fraction in (0, 1):
+        raise BadInput(f"analysis fraction must be partial (top-k vs bottom-k), got {raw['fraction']!r}")
+    seeds = tuple(_seed("analysis", s) for s in _as_list("analysis", "seeds", raw["seeds"]))
+    if len(set(seeds)) < 2:
+        raise BadInput(f"analysis needs >= 2 seeds (a verdict compares settings over seeds), got {list(seeds)}")
+    dims = whole_number("analysis dims", raw.get("dims", 50))
+    if dims < 2:
+        raise BadInput(f"analysis dims must be >= 2, got {dims}")
+    lr = _lr("analysis", raw["lr"]) if raw.get("lr") is not None else None
+    split = raw.get("split", "train")
+    if split not in ("train", "test"):
+        raise BadInput(f"analysis split must be 'train' or 'test', got {split!r}")
+    return AnalysisSpec(model=str(raw["model"]), dataset=str(raw["dataset"]), fraction=fraction, seeds=seeds,
+                        pooling=str(raw.get("pooling", "mean")), mode=str(raw.get("mode", "full")), lr=lr, dims=dims,
+                        split=split)
+
+
 def read_params(params_path: str | Path = "params.yaml") -> dict:
     path = Path(params_path)
     if not path.is_file():
@@ -174,17 +214,20 @@ def load_profile(name: str | None = None, params_path: str | Path = "params.yaml
     raw = profiles[name]
     if not isinstance(raw, dict) or not isinstance(raw.get("blocks"), list) or not raw["blocks"]:
         raise BadInput(f"profile {name!r} needs a non-empty 'blocks:' list")
-    unknown = set(raw) - {"defaults", "blocks", "tsne"}
+    unknown = set(raw) - {"defaults", "blocks", "tsne", "analysis"}
     if unknown:
-        raise BadInput(f"profile {name!r}: unknown keys {sorted(unknown)}; known: defaults, blocks, tsne")
+        raise BadInput(f"profile {name!r}: unknown keys {sorted(unknown)}; known: defaults, blocks, tsne, analysis")
     defaults = raw.get("defaults") or {}
     if not isinstance(defaults, dict):
         raise BadInput(f"profile {name!r}: defaults must be a mapping of block keys, got {defaults!r}")
     blocks = tuple(parse_block(block, defaults, i) for i, block in enumerate(raw["blocks"]))
     tsne = parse_tsne(raw["tsne"]) if raw.get("tsne") else None
-    profile = Profile(name=name, blocks=blocks, tsne=tsne)
-    if tsne is not None:
-        from harness.grid import expand, tsne_cells
+    analysis = parse_analysis(raw["analysis"]) if raw.get("analysis") else None
+    profile = Profile(name=name, blocks=blocks, tsne=tsne, analysis=analysis)
+    if tsne is not None or analysis is not None:
+        from harness.grid import analysis_cells, expand, tsne_cells
 
-        tsne_cells(profile, expand(profile))  # fail now, not after the grid, if Figure 1's cells are missing
+        cells = expand(profile)  # fail now, not after the grid, if Figure 1's or the analysis' cells are missing
+        tsne_cells(profile, cells)
+        analysis_cells(profile, cells)
     return profile

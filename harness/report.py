@@ -17,6 +17,9 @@ from pathlib import Path
 import pandas as pd
 
 from harness import BadResults, claims
+from harness.sources import load_analysis, load_source
+from harness.verdicts import ClaimVerdict, aggregate
+from harness.beyond import representations_section
 from harness.convergence import DEFAULT_CONVERGENCE, diagnose, under_trained_slices
 from harness.decision import DEFAULT_RULE, STRENGTH, Verdict
 from harness.integrity import integrity_findings
@@ -150,7 +153,7 @@ def what_ran(cells: pd.DataFrame, records: list[dict], profile: str) -> str:
     return "\n".join(lines)
 
 
-def verdict_table(by_source: dict[str, dict[str, claims.ClaimVerdict]]) -> str:
+def verdict_table(by_source: dict[str, dict[str, ClaimVerdict]]) -> str:
     """One row per claim, one column per source: the headline (weakest stratum), counts, deciding stratum."""
     claim_names = list(dict.fromkeys(name for verdicts in by_source.values() for name in verdicts))
     rows = []
@@ -169,7 +172,7 @@ def verdict_table(by_source: dict[str, dict[str, claims.ClaimVerdict]]) -> str:
     return _markdown(pd.DataFrame(rows))
 
 
-def strata_table(verdicts: dict[str, claims.ClaimVerdict]) -> str:
+def strata_table(verdicts: dict[str, ClaimVerdict]) -> str:
     """Claim x stratum: each stratum's verdict and counts (supported / contradicted / inconclusive)."""
     rows = [{"claim": claim, "stratum": s.name, "verdict": f"**{s.verdict}**" if s.verdict is not Verdict.SUPPORTED
              else str(s.verdict), "S / C / I": f"{s.supported} / {s.contradicted} / {s.inconclusive}"}
@@ -201,7 +204,7 @@ def setting_table(summary: pd.DataFrame) -> str:
 
 
 def contradictions(comparisons: Iterable, source: str) -> str:
-    found = [c for c in comparisons if c.verdict == claims.Verdict.CONTRADICTED]
+    found = [c for c in comparisons if c.verdict == Verdict.CONTRADICTED]
     if not found:
         return f"No comparison on {source} is CONTRADICTED."
     return "\n".join(f"- **{c.claim}** `{c.id}`: {c.detail}" for c in found)
@@ -240,10 +243,11 @@ def build_report(results_dir: Path = Path("results"), paper_csv: Path = Path("cl
     paper = read_csv(paper_csv, "paper tables", "restore claims/paper_tables.csv (`git checkout claims/paper_tables.csv`)")
 
     diagnosis = diagnose(cells)
-    paper_comparisons = claims.evaluate_claims(claims.load_source("paper", paper_csv), "paper")
-    our_comparisons = claims.evaluate_claims(claims.load_source("results", cells_csv), "results",
-                                             under_trained=under_trained_slices(diagnosis))
-    verdicts = {"paper's own tables": claims.aggregate(paper_comparisons), "our grid": claims.aggregate(our_comparisons)}
+    paper_comparisons = claims.evaluate_claims(load_source("paper", paper_csv), "paper")
+    our_comparisons = claims.evaluate_claims(load_source("results", cells_csv), "results",
+                                             under_trained=under_trained_slices(diagnosis),
+                                             separation=load_analysis(results_dir / "analysis.csv"))
+    verdicts = {"paper's own tables": aggregate(paper_comparisons), "our grid": aggregate(our_comparisons)}
     findings = integrity_findings(paper)
     provisional = [v for v in verdicts["our grid"].values() if v.provisional]
 
@@ -260,7 +264,8 @@ def build_report(results_dir: Path = Path("results"), paper_csv: Path = Path("cl
         f"(one-sided, α = {DEFAULT_RULE.alpha}), CONTRADICTED when the opposite is, or, for claims 1 and 2, when "
         f"the two scores are shown equal within ±{DEFAULT_RULE.equivalence_margin:g} F1 (complete recovery, no "
         "degradation); INCONCLUSIVE otherwise. Each claim is judged per stratum (claim 1 per corruption setting, "
-        "claim 2 per step, claim 3 per level, claim 4 per measure), and its headline is its **weakest stratum**: "
+        "claim 2 per step, claim 3 per level, claim 4 per measure, claim 5 per step of its ordering), and its "
+        "headline is its **weakest stratum**: "
         "a universal statement holds only where each of its parts holds. On the paper's one-run tables the only "
         "quantifiable noise is the test set's, a lower bound on the real noise. See `claims/README.md`. Counts "
         "are supported / contradicted / inconclusive comparisons.",
@@ -319,6 +324,7 @@ def build_report(results_dir: Path = Path("results"), paper_csv: Path = Path("cl
         "",
         tsne_section(results_dir / "tsne.json", results_dir / "plots" / "tsne.png"),
         "",
+        representations_section(results_dir, results_dir / "records", profile),
         "## Where the paper's own numbers contradict its prose",
         "",
         contradictions(paper_comparisons, "the paper's tables"),

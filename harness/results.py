@@ -112,8 +112,9 @@ def record_path(config: CellConfig, out_dir: str | Path, data_digest: str) -> Pa
 
 
 def features_path(record: Path) -> Path:
-    """Where the test-set feature vectors of a cell (for t-SNE) sit beside its record."""
-    return record.with_name(record.name.removesuffix(".json") + ".features.npz")
+    """Where a cell's saved vectors sit beside its record: the head's inputs on the test set (Figure 1's
+    t-SNE) and every layer's pooled vectors before and after fine-tuning (``harness.representations``)."""
+    return record.with_name(record.name.removesuffix(".json") + ".vectors.npz")
 
 
 def lock_path(record: Path) -> Path:

@@ -19,8 +19,9 @@ from harness import BadInput
 from harness.aggregate import CELL_COLUMNS
 import numpy as np
 
-from harness.claims import (CLAIMS, PAPER_TABLES, TIDY, Comparison, aggregate, evaluate_claims, load_source, paper_frame,
-                            results_frame, verdicts_document)
+from harness.claims import CLAIMS, Comparison, evaluate_claims
+from harness.sources import PAPER_TABLES, TIDY, load_source, paper_frame, results_frame
+from harness.verdicts import aggregate, verdicts_document
 from harness.decision import DEFAULT_RULE, DecisionRule, Verdict, decide, stratum_verdict, weakest
 from harness.integrity import integrity_findings
 
