@@ -23,7 +23,7 @@ import torch
 
 from harness import BadInput
 from harness.config import METHOD_VERSION, CellConfig, cell_identity
-from harness.corrupt import corrupt, encoder_layers, layers_to_corrupt
+from harness.corrupt import apply_corruption, encoder_layers, layers_to_corrupt
 from harness.data import PreparedData, dataset_digest, dataset_spec, prepare
 from harness.memory import rss_peak
 from harness.models import load_classifier
@@ -157,13 +157,15 @@ def _compute(config: CellConfig, spec, data_digest: str, path: Path, *, data_dir
         )
         n_layers = len(encoder_layers(model))
         corrupted_layers = layers_to_corrupt(n_layers, config.corrupt_position, config.fraction, config.rounding)
-        reset = corrupt(model, config.corrupt_position, config.fraction, seed=config.seed, init=config.init,
-                        scope=config.scope, rounding=config.rounding)
+        corruption = apply_corruption(model, config.corrupt_position, config.fraction, seed=config.seed,
+                                      kind=config.corruption, strength=config.strength, component=config.component,
+                                      init=config.init, scope=config.scope, rounding=config.rounding)
 
         layers = _capture(model, data, "before", tokenizer.pad_token_id, device, config.precision) \
             if save_features else {}
         settings = TrainSettings(lr=config.lr, epochs=config.epochs, batch_size=config.batch_size, pooling=config.pooling,
-                                 mode=config.mode, seed=config.seed, precision=config.precision, pooler=config.pooler)
+                                 mode=config.mode, seed=config.seed, precision=config.precision, pooler=config.pooler,
+                                 probe_dropout=config.probe_dropout)
         label = f"{config.model} {config.dataset} {config.position} {config.fraction:.2f} {config.mode} lr={config.lr:g} s={config.seed}"
         outcome = train_and_evaluate(model, data.train, data.validation, data.test, settings,
                                      pad_id=tokenizer.pad_token_id, device=device, progress=progress, description=label)
@@ -184,7 +186,8 @@ def _compute(config: CellConfig, spec, data_digest: str, path: Path, *, data_dir
         "n_corrupted": len(corrupted_layers),
         "corrupted_layers": corrupted_layers,
         "level": 100.0 * len(corrupted_layers) / n_layers,
-        "n_reset_parameters": len(reset),
+        "n_reset_parameters": len(corruption.parameters),
+        "corruption": corruption.summary(),  # kind, component, strength, values touched, bits flipped, non-finite
         "tokens_per_s": train_tokens / train_seconds if train_seconds else float("nan"),
         "wall_s": time.perf_counter() - started,
         **_peak_memory(device, memory),

@@ -40,6 +40,20 @@ def cli_number(text: str) -> int | float | Fraction | str:
     return text
 
 
+def _corruption_arguments(p: argparse.ArgumentParser, defaults) -> None:
+    """--kind, --strength and --component, as `cell` and `corrupt` take them (CellConfig's defaults)."""
+    from harness.config import COMPONENTS, CORRUPTIONS
+
+    # Not argparse choices: a bad value gets the same one-line message as in params.yaml.
+    p.add_argument("--kind", default=defaults.corruption,
+                   help=f"the damage: {', '.join(CORRUPTIONS)} (default: %(default)s, the paper's re-initialisation)")
+    p.add_argument("--strength", type=cli_number, default=defaults.strength,
+                   help="noise: the noise's std as a multiple of each tensor's std; bitflip: each bit's flip "
+                        "probability in [0, 1]; the other kinds take none")
+    p.add_argument("--component", default=defaults.component,
+                   help=f"the part of each chosen layer: {', '.join(COMPONENTS)} (default: %(default)s)")
+
+
 def add_cell_cli(subparsers) -> None:
     from harness.config import CellConfig
 
@@ -74,6 +88,10 @@ def add_cell_cli(subparsers) -> None:
                    help="auto (default): bf16 where the hardware computes it natively, else fp32")
     p.add_argument("--no-pooler", dest="pooler", action="store_false",
                    help="feed the pooled vector straight to the classifier, skipping BERT's pooler")
+    _corruption_arguments(p, defaults)
+    p.add_argument("--probe-dropout", action="store_true",
+                   help="linear probe: run the frozen body in train mode (dropout on) for every training batch, "
+                        "as transformers' Trainer does (default: once, in eval mode, cached)")
     p.add_argument("--data-dir", default="data")
     p.add_argument("--cache-dir", default="cache/tokens")
     p.add_argument("--out", default=None, help="record file (default: results/cells/<cell identity>.json)")
@@ -98,7 +116,8 @@ def run_cell_cli(args: argparse.Namespace) -> int:
         pooling=args.pooling, mode=args.mode, lr=args.lr, epochs=args.epochs, seed=args.seed, data_seed=args.data_seed,
         n_train=args.n_train, n_test=args.n_test, n_val=args.n_val, batch_size=args.batch_size,
         max_length=args.max_length, init=args.init, scope=args.scope, rounding=args.rounding,
-        precision=resolve_precision(args.precision), pooler=args.pooler,
+        precision=resolve_precision(args.precision), pooler=args.pooler, corruption=args.kind, strength=args.strength,
+        component=args.component, probe_dropout=args.probe_dropout,
     )
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -114,6 +133,8 @@ def run_cell_cli(args: argparse.Namespace) -> int:
 
 
 def add_corrupt_cli(subparsers) -> None:
+    from harness.config import CellConfig
+
     p = subparsers.add_parser("corrupt", help="corrupt a model and print the names of the parameters reset")
     p.add_argument("--model", default="minilm-l6")
     p.add_argument("--position", default="bottom", choices=["bottom", "top"])
@@ -122,17 +143,25 @@ def add_corrupt_cli(subparsers) -> None:
     p.add_argument("--init", default="kaiming_uniform")
     p.add_argument("--scope", default="encoder")
     p.add_argument("--rounding", default=None, choices=["floor", "ceil", "nearest"])
+    _corruption_arguments(p, CellConfig(model="minilm-l6", dataset="sst2"))
     p.set_defaults(func=run_corrupt_cli)
 
 
 def run_corrupt_cli(args: argparse.Namespace) -> int:
-    from harness.corrupt import corrupt
+    from harness.config import check_corruption
+    from harness.corrupt import apply_corruption
     from harness.models import load_classifier
 
+    check_corruption(args.kind, args.strength, args.component, init=args.init, scope=args.scope)  # before the model loads
     model, _ = load_classifier(args.model, 2)
-    for name in corrupt(model, args.position, args.fraction, seed=args.seed, init=args.init,
-                        scope=args.scope, rounding=args.rounding):
+    corruption = apply_corruption(model, args.position, args.fraction, seed=args.seed, kind=args.kind,
+                                  strength=args.strength, component=args.component, init=args.init,
+                                  scope=args.scope, rounding=args.rounding)
+    for name in corruption.parameters:
         print(name)
+    if corruption.kind != "reinit":
+        print(f"{corruption.kind}: " + ", ".join(f"{k} {v}" for k, v in corruption.summary().items() if k != "kind"),
+              file=sys.stderr)
     return 0
 
 

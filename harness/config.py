@@ -2,8 +2,10 @@
 
 A cell's *identity* (``cell_identity``), which names its result record, is the sha256 of three
 things: the config's canonical JSON (every field, numbers normalised: ``fraction=0`` and ``0.0``
-are one cell), ``METHOD_VERSION`` (the code that turns a config into numbers) and the digest of
-the dataset files the cell reads. How the cell is run (workers, threads, paths) is not part of it.
+are one cell; a field added after METHOD_VERSION 2 only when it differs from the default that
+reproduces the method as it was, see ``IDENTITY_DEFAULTS``), ``METHOD_VERSION`` (the code that
+turns a config into numbers) and the digest of the dataset files the cell reads. How the cell is
+run (workers, threads, paths) is not part of it.
 """
 
 from __future__ import annotations
@@ -34,6 +36,22 @@ POOLINGS = ("cls", "mean")
 MODES = ("full", "probe")
 PRECISIONS = ("fp32", "bf16")
 
+# The corruption's kinds and components (harness.corrupt applies them; they are checked here, where
+# a config is made, so a bad value fails before any model is loaded).
+CORRUPTIONS = ("reinit", "noise", "shuffle", "zero", "bitflip")  # reinit: the paper's method
+STRENGTHS = {  # the kinds that take a strength, and what it means
+    "noise": "the noise's standard deviation as a multiple of each tensor's own, a finite number >= 0",
+    "bitflip": "each bit's flip probability, in [0, 1]",
+}
+COMPONENTS = ("all", "attention", "ffn", "layernorm")
+DEFAULT_INIT = "kaiming_uniform"
+
+# Fields added after METHOD_VERSION 2, at the value that reproduces the method as it was before they
+# existed. canonical_json leaves such a field out while it holds this value: adding an option must
+# not give every existing record a new identity (and recompute GPU-days of cells that it does not
+# change); a cell that sets it to anything else is a new cell. A field added later joins this table.
+IDENTITY_DEFAULTS = {"corruption": "reinit", "strength": None, "component": "all", "probe_dropout": False}
+
 
 @dataclass(frozen=True)
 class CellConfig:
@@ -58,13 +76,25 @@ class CellConfig:
     n_val: int | None = None  # None: 10% of the training size, at most 2,000
     batch_size: int = 32
     max_length: int = 128
-    init: str = "kaiming_uniform"
+    init: str = DEFAULT_INIT
     scope: str = "encoder"
     rounding: str | None = None
     precision: str = "fp32"
     # BERT's pooler (dense + tanh) between the pooled vector and the classifier, as
     # BertForSequenceClassification does; False: straight to the classifier (see models.sentence_vector).
     pooler: bool = True
+    # What damage the chosen layers get (harness.corrupt): reinit is the paper's; noise and bitflip
+    # take a strength (noise: a multiple of each tensor's std; bitflip: each bit's flip probability).
+    corruption: str = "reinit"
+    strength: float | None = None
+    component: str = "all"  # within the chosen layers: all, attention, ffn or layernorm
+    # A linear probe's frozen body during training: False runs it once in eval mode (no dropout) and
+    # trains the head on the cached vectors; True runs it in train mode (dropout on) for every
+    # training batch, as transformers' Trainer does (it keeps the whole model in train mode): that
+    # is the paper's stack. The default stays False because it is what every probe cell computed
+    # before this option existed (their identities and numbers stay valid); profiles set it
+    # explicitly, True where they follow the paper's stack.
+    probe_dropout: bool = False
 
     def __post_init__(self) -> None:
         for name in INT_FIELDS:  # before anything compares them: 3.0 or "3" must not pass as 3
@@ -73,7 +103,8 @@ class CellConfig:
                 object.__setattr__(self, name, whole_number(name, value))
         for name in FLOAT_FIELDS:
             object.__setattr__(self, name, real_number(name, getattr(self, name)))
-        for name in ("model", "dataset", "init", "scope") + (("rounding",) if self.rounding is not None else ()):
+        for name in ("model", "dataset", "init", "scope", "corruption", "component") + (
+                ("rounding",) if self.rounding is not None else ()):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise BadInput(f"{name} must be a name (a non-empty string), got {getattr(self, name)!r}")
         if not 0.0 <= self.fraction <= 1.0:
@@ -96,8 +127,17 @@ class CellConfig:
                                ("batch_size", self.batch_size >= 1, ">= 1"), ("max_length", self.max_length >= 8, ">= 8")):
             if not ok:
                 raise BadInput(f"{name} must be {rule}, got {getattr(self, name)!r}")
-        if not isinstance(self.pooler, bool):
-            raise BadInput(f"pooler must be true or false, got {self.pooler!r}")
+        for name in ("pooler", "probe_dropout"):
+            if not isinstance(getattr(self, name), bool):
+                raise BadInput(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.probe_dropout and self.mode != "probe":
+            raise BadInput(f"probe_dropout applies to mode 'probe' only (full fine-tuning trains with dropout "
+                           f"anyway), got mode {self.mode!r}")
+        object.__setattr__(self, "strength", check_corruption(self.corruption, self.strength, self.component,
+                                                              init=self.init, scope=self.scope))
+        if self.fraction == 0.0:  # nothing is corrupted: a clean cell is one cell whatever damage was named
+            for name in ("corruption", "strength", "component"):
+                object.__setattr__(self, name, IDENTITY_DEFAULTS[name])
         for name in ("n_train", "n_test", "n_val"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -126,7 +166,11 @@ class CellConfig:
         return replace(self, **changes)
 
     def canonical_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """Every field, except one of ``IDENTITY_DEFAULTS`` at its default (so older records keep their identity)."""
+        values = {name: value for name, value in self.to_dict().items()
+                  if not (name in IDENTITY_DEFAULTS and type(value) is type(IDENTITY_DEFAULTS[name])
+                          and value == IDENTITY_DEFAULTS[name])}
+        return json.dumps(values, sort_keys=True, separators=(",", ":"))
 
     @property
     def hash(self) -> str:
@@ -146,6 +190,39 @@ def real_number(name: str, value: object) -> float:
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         return float(value)
     raise BadInput(f"{name} must be a number, got {value!r}")
+
+
+def check_corruption(kind: object, strength: object = None, component: object = "all", *, init: object = DEFAULT_INIT,
+                     scope: object = "encoder") -> float | None:
+    """Check a corruption's parameters together; return ``strength`` as a float (None where the kind takes none).
+
+    Refused: an unknown kind or component; a strength missing for noise or bitflip, or given for
+    reinit, shuffle or zero; a strength that is not a finite number >= 0, or a bitflip rate above 1;
+    a non-default ``init`` with any kind but reinit (only re-initialisation draws from it); a
+    component other than ``all`` with a scope wider than the encoder (components are parts of an
+    encoder layer).
+    """
+    if kind not in CORRUPTIONS:
+        raise BadInput(f"corruption kind must be one of {CORRUPTIONS}, got {kind!r}")
+    if component not in COMPONENTS:
+        raise BadInput(f"component must be one of {COMPONENTS}, got {component!r}")
+    if kind in STRENGTHS:
+        if strength is None:
+            raise BadInput(f"corruption {kind!r} needs a strength: {STRENGTHS[kind]}")
+        strength = real_number("strength", strength)
+        if not (math.isfinite(strength) and strength >= 0):
+            raise BadInput(f"strength must be a finite number >= 0 ({kind}: {STRENGTHS[kind]}), got {strength!r}")
+        if kind == "bitflip" and strength > 1:
+            raise BadInput(f"bitflip strength is {STRENGTHS['bitflip']}, got {strength!r}")
+    elif strength is not None:
+        raise BadInput(f"corruption {kind!r} takes no strength (only {' and '.join(STRENGTHS)} do), got {strength!r}")
+    if kind != "reinit" and init != DEFAULT_INIT:
+        raise BadInput(f"init {init!r} applies to corruption 'reinit' only (the initialiser of the fresh weights); "
+                       f"with corruption {kind!r} leave init at its default ({DEFAULT_INIT})")
+    if component != "all" and scope != "encoder":
+        raise BadInput(f"component {component!r} is a part of the encoder layers, so it needs scope 'encoder', "
+                       f"got scope {scope!r}")
+    return strength
 
 
 def cell_identity(config: CellConfig, data_digest: str) -> str:

@@ -138,8 +138,8 @@ def cell_cost(config, split_tokens: dict[str, float], n_params: int) -> CellCost
     """
     epochs = config.epochs
     evaluated = epochs * (split_tokens["validation"] + split_tokens["test"])
-    if config.mode == "probe":  # the frozen body runs once over train; the head's epochs cost ~0
-        train, body = 0.0, split_tokens["train"]
+    if config.mode == "probe":  # the frozen body runs once over train (every epoch with probe_dropout); the head ~0
+        train, body = 0.0, (epochs if config.probe_dropout else 1) * split_tokens["train"]
     else:
         train, body = epochs * split_tokens["train"], 0.0
     flops = 6 * n_params * train + 2 * n_params * (body + evaluated)

@@ -36,8 +36,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from harness import BadInput
-from harness.config import CellConfig, cell_identity
-from harness.corrupt import init_bound, layers_to_corrupt, parse_scope
+from harness.config import IDENTITY_DEFAULTS, CellConfig, cell_identity, check_corruption
+from harness.corrupt import check_components, init_bound, layers_to_corrupt, parse_scope
 from harness.executors import RunSettings, Work, execute, override, run_settings
 from harness.precision import resolve_precision
 from harness.profiles import Block, Profile, load_profile, read_params
@@ -60,6 +60,22 @@ def encoder_depth(model: str) -> int:
         raise BadInput(f"cannot read the config of model {model!r} (known offline: "
                        f"{sorted(MODELS)}): {error}") from error
     return config.num_hidden_layers if hasattr(config, "num_hidden_layers") else config.n_layers
+
+
+def model_layout(model: str):
+    """``model``'s transformers config, for its layout only: the registry's architecture with default sizes
+    (no download), else the config of its folder or hub id."""
+    from transformers import AutoConfig
+
+    from harness.models import MODELS
+
+    if model in MODELS:
+        return AutoConfig.for_model(MODELS[model].architecture)
+    try:
+        return AutoConfig.from_pretrained(model)
+    except OSError as error:
+        raise BadInput(f"cannot read the config of model {model!r} (known offline: "
+                       f"{sorted(MODELS)}): {error}") from error
 
 
 def settings(fractions: Iterable[Fraction], positions: Sequence[str]) -> list[tuple[str, Fraction]]:
@@ -93,11 +109,19 @@ def expand_block(block: Block) -> list[CellConfig]:
         if not isinstance(scope, str):
             raise BadInput(f"scope must be text such as 'encoder+pooler', got {scope!r}")
         parse_scope(scope)
+        # kind, strength, component and init together (CellConfig checks them again for every cell)
+        check_corruption(fixed.get("corruption", CellConfig.corruption), fixed.get("strength", CellConfig.strength),
+                         fixed.get("component", CellConfig.component), init=init, scope=scope)
     except BadInput as error:
         raise BadInput(f"block {block.name!r}: {error}") from None
     cells = []
     for model, fractions in block.models:
         n_layers = encoder_depth(model)
+        if fixed.get("component", CellConfig.component) != "all":
+            try:  # every parameter of the model's encoder layers belongs to one component (no weights loaded)
+                check_components(model_layout(model))
+            except BadInput as error:
+                raise BadInput(f"block {block.name!r}, model {model}: {error}") from error
         for position, fraction in settings(fractions, block.positions):
             if position not in ("none", "all"):
                 try:  # the same rule the corruption itself applies, checked before anything runs
@@ -174,7 +198,12 @@ def describe(config: CellConfig) -> str:
     """One line naming a cell, as the paper's tables would."""
     setting = {"none": "clean", "all": "100%"}.get(config.position)
     setting = setting or f"{config.position} {Fraction(config.fraction).limit_denominator(100)}"
-    return f"{config.model} {config.dataset} {setting} {config.pooling} {config.mode} lr={config.lr:g} seed={config.seed}"
+    damage = "" if config.corruption == IDENTITY_DEFAULTS["corruption"] else f" {config.corruption}"
+    damage += "" if config.strength is None else f"({config.strength:g})"
+    damage += "" if config.component == IDENTITY_DEFAULTS["component"] else f" {config.component}"
+    damage += " probe-dropout" if config.probe_dropout else ""
+    return (f"{config.model} {config.dataset} {setting}{damage} {config.pooling} {config.mode} lr={config.lr:g} "
+            f"seed={config.seed}")
 
 
 # ---------------------------------------------------------------- running the grid
@@ -209,10 +238,16 @@ def plan_grid(cells: Sequence[CellConfig], *, out_dir: str | Path, data_dir: str
     """The cells to run, after checking everything they need before the first one starts.
 
     Every dataset is read and split as its cells will read it (files readable, columns and labels
-    right, sizes possible), and the output folders must be writable.
+    right, sizes possible), every model asked for one component of its layers has each layer
+    parameter in exactly one component, and the output folders must be writable.
     """
     from harness.data import make_splits
 
+    for model in sorted({c.model for c in cells if c.component != "all"}):
+        try:  # every parameter of the model's encoder layers belongs to one component (no weights loaded)
+            check_components(model_layout(model))
+        except BadInput as error:
+            raise BadInput(f"model {model}: {error}") from error
     digests = dataset_digests(cells, data_dir)
     splits = sorted({(c.dataset, c.n_train, c.n_test, c.n_val, c.data_seed) for c in cells}, key=str)
     with warnings.catch_warnings():  # the cells themselves report the splits' caps

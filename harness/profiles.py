@@ -24,7 +24,7 @@ from harness.config import real_number, whole_number
 AXES = ("models", "datasets", "positions", "poolings", "modes", "lrs", "seeds")
 # ... and those that fix one CellConfig field for every cell of the block.
 FIXED = ("epochs", "n_train", "n_test", "n_val", "batch_size", "max_length", "data_seed", "init", "scope",
-         "rounding", "precision", "pooler")
+         "rounding", "precision", "pooler", "corruption", "strength", "component", "probe_dropout")
 AXIS_DEFAULTS = {"positions": ("bottom", "top"), "poolings": ("cls",), "modes": ("full",)}
 
 
@@ -115,6 +115,16 @@ def _lr(block: str, value: object) -> float:
         raise BadInput(f"block {block!r}: {error}") from None
 
 
+def _yaml_number(value: object) -> object:
+    """PyYAML reads 1e-6 (no dot) as a string: YAML's spelling of a number becomes the number; anything else stays."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
+
+
 def _seed(block: str, value: object) -> int:
     try:
         return whole_number("seeds", value)
@@ -147,7 +157,8 @@ def parse_block(raw: dict, defaults: dict, index: int) -> Block:
         modes=tuple(_as_list(name, "modes", values.get("modes", AXIS_DEFAULTS["modes"]))),
         lrs=tuple(_lr(name, lr) for lr in _as_list(name, "lrs", values["lrs"])),
         seeds=tuple(_seed(name, s) for s in _as_list(name, "seeds", values["seeds"])),
-        fixed=tuple((key, values[key]) for key in FIXED if key in values),
+        fixed=tuple((key, _yaml_number(values[key]) if key == "strength" else values[key]) for key in FIXED
+                    if key in values),
     )
 
 

@@ -13,6 +13,10 @@ Speed without changing the science:
   * the word-embedding table gets sparse gradients and an exact touched-rows Adam (``harness.optim``);
   * a linear probe runs the frozen body once per split (eval mode, no dropout, so its output is the
     same every epoch) and then trains and scores the head on the cached vectors: identical maths.
+    With ``probe_dropout`` the body runs in train mode instead, as transformers' ``Trainer`` runs a
+    frozen body (it keeps the whole model in train mode): dropout makes its output differ at every
+    step, so the vectors are recomputed for every training batch (without gradients); validation
+    and test still see the eval-mode body, computed once.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ class TrainSettings:
     precision: str = "fp32"  # "bf16": autocast for the forward pass
     max_grad_norm: float = 1.0
     pooler: bool = True  # BERT's pooler between the pooled vector and the classifier
+    probe_dropout: bool = False  # probe: the frozen body in train mode (dropout on) as Trainer runs it; see CellConfig
 
 
 @dataclass
@@ -181,6 +186,11 @@ def _train_batches(
         with _autocast(device, settings.precision):
             if probe_vectors is not None:
                 logits = head_logits(model, probe_vectors[index_t])
+            elif settings.mode == "probe":  # probe_dropout: the frozen body, dropout on, recomputed every step
+                with torch.no_grad():
+                    vector = sentence_vector(model, pooling=settings.pooling, pooler=settings.pooler,
+                                             **collate(train, index, pad_id, device))
+                logits = head_logits(model, vector)
             else:
                 vector = sentence_vector(model, pooling=settings.pooling, pooler=settings.pooler,
                                          **collate(train, index, pad_id, device))
@@ -213,10 +223,16 @@ def train_and_evaluate(
         for parameter in model.base_model.parameters():
             parameter.requires_grad_(False)
         model.eval()
-        train_v, val_v, test_v = (body_vectors(model, split, settings.pooling, pad_id, device, settings.precision,
-                                               settings.pooler).clone()
-                                  for split in (train, validation, test))
-        probe_vectors, frozen_eval = train_v, {"val": val_v, "test": test_v}
+        if settings.probe_dropout:  # the training vectors change with every dropout mask: none cached
+            val_v, test_v = (body_vectors(model, split, settings.pooling, pad_id, device, settings.precision,
+                                          settings.pooler).clone()
+                             for split in (validation, test))
+            probe_vectors, frozen_eval = None, {"val": val_v, "test": test_v}
+        else:
+            train_v, val_v, test_v = (body_vectors(model, split, settings.pooling, pad_id, device, settings.precision,
+                                                   settings.pooler).clone()
+                                      for split in (train, validation, test))
+            probe_vectors, frozen_eval = train_v, {"val": val_v, "test": test_v}
         parameters = head_parameters(model)
     else:
         parameters = [p for p in model.parameters() if p.requires_grad]
@@ -239,7 +255,7 @@ def train_and_evaluate(
     bar = tqdm(total=steps_per_epoch * settings.epochs, desc=description or "train", disable=not progress,
                unit="step", dynamic_ncols=True, leave=False)
     for epoch in range(1, settings.epochs + 1):
-        model.train(settings.mode == "full")
+        model.train(settings.mode == "full" or settings.probe_dropout)
         if settings.mode == "probe":
             model.dropout.train()  # the head's dropout still regularises the probe
         started, tokens, loss_sum, steps = time.perf_counter(), 0, 0.0, 0
