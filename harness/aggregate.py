@@ -228,5 +228,6 @@ def record_rows(folder: str | Path) -> pd.DataFrame:
         if record is not None and "config" in record and "epochs" in record:
             row = _row_or_none(record, folder)
             if row is not None:
-                rows.append({**record["config"], **row, "n_train": record["data"]["n_train"]})
+                rows.append({**record["config"], **row, "n_train": record["data"]["n_train"],
+                             "revision": record.get("versions", {}).get("revision")})
     return pd.DataFrame(rows)

@@ -168,3 +168,145 @@ def representations_section(results_dir: Path, records_dir: Path, profile: str) 
     if len(parts) == 4:
         parts += ["No profile with an `analysis:` entry has run.", ""]
     return "\n".join(parts)
+
+
+# ---------------------------------------------------------------- issue 14: the healing curve and the ablations
+
+
+def _provenance(frame: pd.DataFrame, folder: Path) -> str:
+    """Profile, code revision(s), METHOD_VERSION and the date the records were committed."""
+    import subprocess
+
+    revisions = sorted(set(frame.get("revision", pd.Series(dtype=str)).dropna()))
+    try:
+        date = subprocess.run(["git", "log", "-1", "--format=%cs", "--", str(folder)], capture_output=True, text=True,
+                              cwd=folder if folder.exists() else None, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        date = ""
+    return (f"profile `{folder.name}`, {len(frame)} records in `{folder.as_posix()}`, code "
+            f"{', '.join(revisions) or '?'}, committed {date or '(not yet committed)'}")
+
+
+def _verdict_cell(comparison) -> str:
+    return f"**{comparison.verdict}**" if comparison.verdict is not None else "–"
+
+
+def healing_curve_section(folder: Path, plots: Path) -> list[str]:
+    from harness.aggregate import record_rows
+    from harness.decision import DEFAULT_RULE
+    from harness.healing_curve import gap_table, gaps, shrink_findings
+    from harness.plots import plot_healing_curve
+
+    frame = record_rows(folder)
+    if frame.empty:
+        return []
+    rows = gaps(frame)
+    table = gap_table(rows)
+    png = plot_healing_curve(table, plots / "healing_curve.png", DEFAULT_RULE.equivalence_margin,
+                             "Recovery gap against the fine-tuning budget (mean ± std over seeds)")
+    findings = shrink_findings(rows)
+    f1 = (frame.assign(budget=frame["n_train"] * frame["epochs"])
+          .groupby(["position", "level", "budget"], sort=False)["best_test_f1"].agg(["mean", "std"]).reset_index())
+    f1_shown = f1.assign(setting=[("clean" if p == "none" else "100%" if p == "all" else f"{p} {lv:.0f}%")
+                                  for p, lv in zip(f1["position"], f1["level"])],
+                         F1=[f"{m:.2f} ± {s:.2f}" for m, s in zip(f1["mean"], f1["std"])])
+    wide = f1_shown.pivot(index="setting", columns="budget", values="F1")
+    wide.columns = [f"budget {int(b)}" for b in wide.columns]
+    gap_shown = table.assign(setting=[("100%" if p == "all" else f"{p} {lv:.0f}%") for p, lv in
+                                      zip(table["position"], table["level"])],
+                             gap=[f"{m:+.2f} ± {s:.2f}" for m, s in zip(table["mean"], table["std"])])
+    gap_wide = gap_shown.pivot(index="setting", columns="budget", values="gap")
+    gap_wide.columns = [f"budget {int(b)}" for b in gap_wide.columns]
+    verdicts = pd.DataFrame([{"setting": c.stratum, "finding": c.claim, "verdict": _verdict_cell(c), "detail": c.detail}
+                             for c in findings])
+    return [
+        "### The healing curve: does the gap close with more fine-tuning?",
+        "",
+        f"From {_provenance(frame, folder)}. Budget = training examples × epochs; the gap is clean F1 minus the "
+        "corrupted setting's, paired by seed and budget. *gap-shrinks-with-budget*: each seed's slope of the gap "
+        "against log2(budget), tested over seeds (SUPPORTED = the gap shrinks significantly); *gap-at-largest-budget*: "
+        "claim 1's test at the largest budget (SUPPORTED = a loss remains, CONTRADICTED = recovered within "
+        f"±{DEFAULT_RULE.equivalence_margin:g} F1 or better than clean).",
+        "",
+        f"![Recovery gap against the budget]({png.as_posix()})",
+        "",
+        "Weighted F1 (mean ± std over seeds):",
+        "",
+        _markdown(wide.reset_index()),
+        "",
+        "Recovery gap (clean − corrupted, F1 points):",
+        "",
+        _markdown(gap_wide.reset_index()),
+        "",
+        _markdown(verdicts),
+        "",
+    ]
+
+
+def ablations_section(folder: Path, plots: Path) -> list[str]:
+    from harness.ablations import compare, heals, probe_dropout_claim4, with_variants
+    from harness.aggregate import record_rows
+    from harness.plots import plot_ablations
+
+    frame = record_rows(folder)
+    if frame.empty:
+        return []
+    for column, default in (("corruption", "reinit"), ("component", "all"), ("probe_dropout", False), ("strength", None)):
+        if column not in frame:
+            frame[column] = default
+    variants = with_variants(frame)
+    full = variants[variants["mode"] == "full"]
+    png = plot_ablations(full, plots / "ablations.png", "Full fine-tuning after each kind of damage (all 6 layers)")
+    healing = pd.DataFrame([{"variant": h.variant, "F1": f"{h.f1_mean:.2f} ± {_number(h.f1_std)}",
+                             "gap to clean": _number(h.gap), "seeds": h.seeds, "diverged": h.diverged,
+                             "heals fully?": f"**{h.verdict}**", "why": h.detail} for h in heals(frame)])
+    reinit_all = "re-init (100%)"
+    pairs = [("re-init LayerNorm only (100%)", reinit_all), ("re-init attention only (100%)",
+                                                             "re-init feed-forward only (100%)")]
+    pairs += [(v, reinit_all) for v in dict.fromkeys(full["variant"]) if v not in ("clean", reinit_all)
+              and "only" not in v and "100%" in v]
+    compared = pd.DataFrame([{"first": c["first"], "second": c["second"], "second − first": _number(c["difference"]),
+                              "reading": c["reading"], "detail": c.get("detail", "")}
+                             for c in (compare(frame, a, b) for a, b in pairs)])
+    claim4 = probe_dropout_claim4(frame)
+    claim4_rows = pd.DataFrame([{"probe body": f"dropout {state}", "measure": c.stratum, "verdict": _verdict_cell(c),
+                                 "detail": c.detail} for state, found in claim4.items() for c in found])
+    return [
+        "### Ablations: what heals and what doesn't",
+        "",
+        f"From {_provenance(frame, folder)}. Every variant damages all 6 layers of MiniLM-L6 and is otherwise the "
+        "mini profile's full fine-tuning cell; *heals fully* = F1 shown equal to the clean model's within "
+        "±1 F1 (TOST) or above it; *does not heal fully* = a significant loss outside the margin (claim 1's rule).",
+        "",
+        f"![F1 per variant]({png.as_posix()})",
+        "",
+        _markdown(healing),
+        "",
+        "Seed-paired differences between variants (F1 points; a paired t-test over seeds):",
+        "",
+        _markdown(compared),
+        "",
+        "Claim 4 (probe instability) on the same full fine-tuning cells, with the probe's frozen body in eval "
+        "mode (ours: dropout off, vectors cached) and in train mode (HF `Trainer`, the paper's stack: dropout on):",
+        "",
+        _markdown(claim4_rows) if not claim4_rows.empty else "No probe cells in this profile.",
+        "",
+    ]
+
+
+def beyond_section(records_dir: Path, plots: Path) -> str:
+    """REPORT.md's "Beyond the paper" section: the committed records of the healing_curve and ablations profiles."""
+    from harness.plots import plot_placeholder
+
+    parts = ["## Beyond the paper: the healing curve and the ablations", ""]
+    for name, section, png in (("healing_curve", healing_curve_section, "healing_curve.png"),
+                               ("ablations", ablations_section, "ablations.png")):
+        folder = records_dir / name
+        found = section(folder, plots) if folder.is_dir() else []
+        if not found:
+            why = (f"No records of profile `{name}` are kept in `{folder.as_posix()}`: run `python -m harness grid "
+                   f"--profile {name}`, then `python -m harness keep --profile {name}`.")
+            plot_placeholder(plots / png, why.replace("`", ""))
+            parts += [why, ""]
+        parts += found
+    return "\n".join(parts)

@@ -359,4 +359,4 @@ def evaluate_claims(frame: pd.DataFrame, source_kind: str, rule: DecisionRule = 
             what = "linear-probe slice" if claim == CLAIMS[3] else "full fine-tuning slice with corrupted settings"
             found.append(Comparison(claim, {"table": "-", "model": "-", "dataset": "-", "comparison": "nothing"}, {},
                                     Verdict.INCONCLUSIVE, f"no {what} in this source", source_kind, "nothing"))
-    return found
+    return sorted(found, key=lambda c: CLAIMS.index(c.claim))  # stable: each claim's comparisons in their order

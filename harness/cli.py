@@ -284,6 +284,30 @@ def add_analyse_cli(subparsers) -> None:
     p.set_defaults(func=_analyse)
 
 
+def _keep(args: argparse.Namespace) -> int:
+    from harness.grid import dataset_digests, expand
+    from harness.profiles import load_profile
+    from harness.results import keep_records
+
+    profile = load_profile(args.profile, args.params)
+    cells = expand(profile)
+    dest = args.dest or f"results/records/{profile.name}"
+    kept = keep_records(cells, dataset_digests(cells, args.data_dir), args.cells, dest)
+    print(f"profile {profile.name}: {kept} of {len(cells)} records copied to {dest}", file=sys.stderr)
+    return 0
+
+
+def add_keep_cli(subparsers) -> None:
+    p = subparsers.add_parser("keep", help="copy a profile's records into results/records/<profile> (kept in git)",
+                              description="Copy the result records of a profile's cells into a folder kept in git, so "
+                                          "REPORT.md shows them on a fresh clone.")
+    _profile_arguments(p)
+    p.add_argument("--cells", default="results/cells", help="folder of the result records (default: %(default)s)")
+    p.add_argument("--dest", default=None, help="default: results/records/<profile>")
+    _data_dir_of_records(p)
+    p.set_defaults(func=_keep)
+
+
 def add_report_cli(subparsers) -> None:
     from harness.report import report_cli
 
@@ -373,6 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_aggregate_cli(subparsers)
     add_plots_cli(subparsers)
     add_analyse_cli(subparsers)
+    add_keep_cli(subparsers)
     add_report_cli(subparsers)
     add_bench_cli(subparsers)
     add_estimate_cli(subparsers)

@@ -5,8 +5,10 @@ same seed: the same examples in the same order). The budget is training examples
 "the gap shrinks as the budget grows" is tested per corrupted setting the claims' way
 (``harness.decision``): each seed's least-squares slope of the gap against log2(budget) (gap points per
 doubling), paired over seeds: SUPPORTED if the slope is significantly below 0, CONTRADICTED if
-significantly above, INCONCLUSIVE otherwise. Beside it, claim 1's test at the largest budget: does the
-gap close there (equivalent within the margin), stay open, or is it undecided?
+significantly above, INCONCLUSIVE otherwise. A curve need not be monotone (at a tiny budget the clean
+model itself has barely learned), so every step between consecutive budgets is also tested, as claim 2
+tests its steps. Beside them, claim 1's test at the largest budget: does the gap close there
+(equivalent within the margin), stay open, or is it undecided?
 """
 
 from __future__ import annotations
@@ -61,6 +63,16 @@ def shrink_findings(gap_rows: pd.DataFrame, rule: DecisionRule = DEFAULT_RULE) -
                                     f"gap slope {decision.values['low']:+.2f} F1 per doubling of the budget "
                                     f"({budgets[0]:g} to {budgets[-1]:g} example-passes): {decision.detail}",
                                     "results", label, mdd=decision.mdd))
+        for smaller, larger in zip(budgets, budgets[1:]):  # each step along the curve, as claim 2 tests its steps
+            before = piece[piece["budget"] == smaller]
+            after = piece[piece["budget"] == larger]
+            step = decide(dict(zip(after["seed"], after["gap"])), dict(zip(before["seed"], before["gap"])), math.inf,
+                          rule)  # predicts gap(larger) < gap(smaller)
+            found.append(Comparison("gap-shrinks-at-step", {**ids, "comparison": f"{label} {smaller:g}->{larger:g}"},
+                                    dict(step.values), step.verdict,
+                                    f"gap {step.values.get('high', math.nan):+.2f} at {smaller:g} -> "
+                                    f"{step.values.get('low', math.nan):+.2f} at {larger:g}: {step.detail}",
+                                    "results", label, mdd=step.mdd))
         largest = piece[piece["budget"] == budgets[-1]]
         closes = decide(dict(zip(largest["seed"], largest["f1"])), dict(zip(largest["seed"], largest["clean_f1"])),
                         float(largest["n_test"].min()), rule, equivalence_refutes=True)

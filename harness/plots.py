@@ -124,6 +124,60 @@ def plot_layer_measures(by_layer: pd.DataFrame, path: str | Path, title: str = "
     return _save_png(figure, path)
 
 
+# ---------------------------------------------------------------- beyond the paper: healing curve, ablations
+
+
+def plot_placeholder(path: str | Path, text: str) -> Path:
+    """A figure that says why there is none (the pipeline's outputs always exist)."""
+    figure = Figure(figsize=(5.2, 1.2), layout="constrained")
+    figure.text(0.5, 0.5, text, ha="center", va="center", fontsize=8, wrap=True)
+    return _save_png(figure, path)
+
+
+def plot_healing_curve(gap_table: pd.DataFrame, path: str | Path, margin: float, title: str = "") -> Path:
+    """The recovery gap (clean minus corrupted F1) against the budget, one line per corrupted setting
+    (``harness.healing_curve.gap_table``), with the equivalence margin shaded around 0."""
+    figure = Figure(figsize=(5.2, 3.4), layout="constrained")
+    ax = figure.subplots()
+    ax.axhspan(-margin, margin, color="0.9", label=f"±{margin:g} (complete recovery)")
+    ax.axhline(0.0, color="grey", linewidth=0.8)
+    colors = {"bottom": "tab:red", "top": "tab:blue", "all": "tab:purple"}
+    for (position, level), part in gap_table.groupby(["position", "level"], sort=False):
+        label = "100%" if position == "all" else f"{position} {level:.0f}%"
+        ax.errorbar(part["budget"], part["mean"], yerr=part["std"].fillna(0.0), marker="o", markersize=4, capsize=3,
+                    color=colors.get(position), label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("fine-tuning budget (training examples x epochs)")
+    ax.set_ylabel("clean F1 - corrupted F1 (points)")
+    ax.legend(fontsize=7)
+    ax.set_title(title, fontsize=9)
+    return _save_png(figure, path)
+
+
+def plot_ablations(cells: pd.DataFrame, path: str | Path, title: str = "") -> Path:
+    """Test F1 of every full fine-tuning variant (``harness.ablations.with_variants``): seed means as bars,
+    seeds as dots, clean as a line."""
+    order = list(dict.fromkeys(cells["variant"]))
+    figure = Figure(figsize=(6.5, 0.5 + 0.32 * len(order)), layout="constrained")
+    ax = figure.subplots()
+    for row, variant in enumerate(order):
+        scores = cells[cells["variant"] == variant]["best_test_f1"].dropna()
+        if len(scores):
+            ax.barh(row, scores.mean(), color="tab:blue" if variant != "clean" else "black", alpha=0.35)
+            ax.plot(scores, [row] * len(scores), "o", color="black", markersize=3)
+        else:
+            ax.text(ax.get_xlim()[0], row, " diverged", va="center", fontsize=7, color="tab:red")
+    clean = cells[cells["variant"] == "clean"]["best_test_f1"].mean()
+    ax.axvline(clean, color="black", linestyle=":", linewidth=1)
+    ax.set_yticks(range(len(order)), order, fontsize=7)
+    ax.invert_yaxis()
+    finite = cells["best_test_f1"].dropna()
+    ax.set_xlim(max(0.0, finite.min() - 5), finite.max() + 2)
+    ax.set_xlabel("weighted F1 (%), best epoch")
+    ax.set_title(title, fontsize=9)
+    return _save_png(figure, path)
+
+
 # ---------------------------------------------------------------- Figure 1: t-SNE
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 from harness import BadResults, claims
 from harness.sources import load_analysis, load_source
 from harness.verdicts import ClaimVerdict, aggregate
-from harness.beyond import representations_section
+from harness.beyond import beyond_section, representations_section
 from harness.convergence import DEFAULT_CONVERGENCE, diagnose, under_trained_slices
 from harness.decision import DEFAULT_RULE, STRENGTH, Verdict
 from harness.integrity import integrity_findings
@@ -272,6 +272,10 @@ def build_report(results_dir: Path = Path("results"), paper_csv: Path = Path("cl
         "",
         verdict_table(verdicts),
         "",
+        *[f"- {c.claim} on {source}: {c.detail}." for source, found in (("the paper's own tables", paper_comparisons),
+                                                                          ("our grid", our_comparisons))
+          for c in found if c.claim == claims.CLAIMS[4] and c.ids.get("comparison") == "nothing"],
+        "",
         *([f"**PROVISIONAL** — {v.claim}: {v.provisional_detail}." for v in provisional] or
           ["No verdict on our grid is provisional: the convergence diagnostic finds every slice trained to a "
            "plateau (below)."]),
@@ -325,6 +329,7 @@ def build_report(results_dir: Path = Path("results"), paper_csv: Path = Path("cl
         tsne_section(results_dir / "tsne.json", results_dir / "plots" / "tsne.png"),
         "",
         representations_section(results_dir, results_dir / "records", profile),
+        beyond_section(results_dir / "records", results_dir / "plots"),
         "## Where the paper's own numbers contradict its prose",
         "",
         contradictions(paper_comparisons, "the paper's tables"),

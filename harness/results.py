@@ -250,3 +250,15 @@ def versions() -> dict[str, str]:
         except PackageNotFoundError:
             found[package] = "absent"
     return found
+
+
+def keep_records(cells: Iterable[CellConfig], digests: dict[str, str], cells_dir: str | Path, dest: str | Path) -> int:
+    """Copy the records of ``cells`` (a profile's) from ``cells_dir`` into ``dest`` (e.g. results/records/<profile>,
+    kept in git so REPORT.md can show them on a fresh clone); return how many. Missing records are skipped."""
+    kept = 0
+    for config in cells:
+        source = record_path(config, cells_dir, digests[config.dataset])
+        if read_record(source) is not None:
+            write_atomic(Path(dest) / source.name, lambda handle, s=source: handle.write(s.read_bytes()))
+            kept += 1
+    return kept

@@ -377,7 +377,7 @@ def test_probe_instability_without_a_partner_or_a_probe_is_inconclusive():
 
 def test_claims_1_to_3_leave_probe_slices_out_and_every_claim_gets_a_case():
     comparisons = evaluate_claims(probe_and_full(REVERSED, ORDERED), "results")
-    assert all(c.ids["mode"] == "full" for c in comparisons if c.claim != "probe-instability")
+    assert all(c.ids["mode"] == "full" for c in comparisons if c.claim in CLAIMS[:3])
     assert {c.claim for c in comparisons} == set(CLAIMS)
     assert len({(c.claim, c.id) for c in comparisons}) == len(comparisons)  # unique pytest ids
     empty = evaluate_claims(grid({}), "results")
@@ -637,6 +637,14 @@ CONTRADICTING = {**ORDERED5, "bottom33.333": list(np.linspace(94.5, 95.5, 5)),
 UNDER_TRAINED = {"n_epochs_run": 3, "last_val_f1": 90.0, "best_earlier_val_f1": 80.0, "best_epoch": 3}
 
 
+def write_analysis(folder: Path, separation: dict[str, list[float]]) -> None:
+    """analysis.csv and analysis.json as ``harness.analysis`` writes them, with the last layer's separation."""
+    rows = [{"setting": s, "seed": seed, "layer": 6, "pooling": "mean", "moment": "after", "measure": "separation",
+             "item": "", "reference": "", "value": v} for s, values in separation.items() for seed, v in enumerate(values)]
+    pd.DataFrame(rows).to_csv(folder / "analysis.csv", index=False)
+    (folder / "analysis.json").write_text(json.dumps({"spec": {"model": "minilm-l6", "dataset": "sst2", "pooling": "mean"}}))
+
+
 @pytest.fixture(scope="module")
 def claim_runs(tmp_path_factory) -> dict[str, tuple[int, str, str, Path]]:
     """``pytest claims/`` on synthetic results files, run side by side: (exit code, stdout, stderr, json)."""
@@ -646,10 +654,15 @@ def claim_runs(tmp_path_factory) -> dict[str, tuple[int, str, str, Path]]:
              "provisional": cells(grid_cells(ORDERED5, **UNDER_TRAINED) + grid_cells(REVERSED5, mode="probe"))}
     running = {}
     for name, table in files.items():
-        table.to_csv(folder / f"{name}.csv", index=False)
-        running[name] = start_claims("--results", str(folder / f"{name}.csv"),
+        (folder / name).mkdir()
+        table.to_csv(folder / name / "cells.csv", index=False)
+        if name == "supported":  # claim 5 reads the representation analysis beside the results file
+            write_analysis(folder / name, {"clean": [2.0, 2.1, 1.9], "top": [2.0, 2.0, 1.95], "bottom": [0.5, 0.6, 0.4],
+                                           "100%": [0.5, 0.55, 0.45]})
+        running[name] = start_claims("--results", str(folder / name / "cells.csv"),
                                      "--verdicts-out", str(folder / f"{name}.json"))
-    running["one-claim"] = start_claims("--results", str(folder / "contradicted.csv"), "-k", "bottom_worse_than_top")
+    running["one-claim"] = start_claims("--results", str(folder / "contradicted" / "cells.csv"), "-k",
+                                        "bottom_worse_than_top")
     running["missing"] = start_claims("--results", str(folder / "missing.csv"))
     done = {}
     for name, process in running.items():

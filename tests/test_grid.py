@@ -104,7 +104,7 @@ def test_bad_profiles_fail_clearly(tmp_path, change, message):
 
 
 def test_unknown_profile_names_the_known_ones():
-    with pytest.raises(BadInput, match="mini, paper, ci"):
+    with pytest.raises(BadInput, match="mini, healing_curve, emotion_layers, ablations, paper, ci"):
         load_profile("full", PARAMS)
 
 

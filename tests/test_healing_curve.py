@@ -59,3 +59,10 @@ def test_noise_larger_than_the_trend_is_inconclusive_and_gap_rows_pair_by_seed_a
 def test_one_seed_cannot_test_a_slope():
     verdicts = _verdicts(_grid(lambda position, n_train, seed: 4.0, seeds=(0,)))
     assert verdicts["gap-shrinks-with-budget", "bottom 33%"] is I
+
+
+def test_each_step_of_a_curve_that_first_grows_then_shrinks_is_judged_on_its_own():
+    built = {125: -5.0, 500: 8.0, 1500: 4.0, 2000: 1.5}
+    findings = shrink_findings(gaps(_grid(lambda position, n_train, seed: built[n_train])))
+    steps = [c.verdict for c in findings if c.claim == "gap-shrinks-at-step" and c.stratum == "bottom 33%"]
+    assert steps == [C, S, S]

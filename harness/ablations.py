@@ -1,0 +1,118 @@
+"""Ablations: what heals and what doesn't (corruption kinds, components, the probe's dropout).
+
+Every variant is a full fine-tuning cell of the ``ablations`` profile, judged against the clean model of
+the same seed with the decision rule of claim 1 (``harness.decision``): a variant *heals fully* when its
+F1 is shown equal to clean within the equivalence margin (TOST), *does not* when the loss is significant
+and outside it, and is *undecided* otherwise. Pairs of variants (LayerNorm reset vs full re-initialisation,
+attention vs feed-forward, each kind vs re-initialisation) are compared seed-paired. Claim 4 (probe
+instability) is judged twice on the same full fine-tuning cells: with the probe's frozen body in eval
+mode (ours, dropout off) and in train mode (HF Trainer's, dropout on).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from harness.claims import Comparison, probe_instability, slices
+from harness.decision import DEFAULT_RULE, DecisionRule, Verdict, decide
+from harness.sources import TIDY
+
+SCORE = "best_test_f1"  # the paper's protocol, as the claims use
+COMPONENT_LABELS = {"all": "", "attention": "attention only", "ffn": "feed-forward only", "layernorm": "LayerNorm only"}
+
+
+def variant_label(row) -> str:
+    """A readable name for a cell's variant: its setting, kind, strength and component."""
+    if row["mode"] == "probe":
+        return f"probe, dropout {'on' if row.get('probe_dropout') else 'off'}"
+    if row["position"] == "none":
+        return "clean"
+    setting = "100%" if row["position"] == "all" else f"{row['position']} {row['n_corrupted']}/{row['n_layers']}"
+    kind = row.get("corruption") or "reinit"
+    strength = row.get("strength")
+    name = {"reinit": "re-init", "bitflip": "bit-flip"}.get(kind, kind)
+    if strength is not None and not (isinstance(strength, float) and math.isnan(strength)):
+        name += f" σ={strength:g}" if kind == "noise" else f" rate {strength:g}"
+    component = COMPONENT_LABELS.get(row.get("component") or "all", row.get("component"))
+    return " ".join(part for part in (name, component, f"({setting})") if part)
+
+
+def with_variants(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(variant=[variant_label(row) for _, row in frame.iterrows()])
+
+
+@dataclass(frozen=True)
+class Healing:
+    variant: str
+    f1_mean: float
+    f1_std: float
+    gap: float  # clean minus variant, seed-paired mean
+    seeds: int
+    diverged: int
+    verdict: str  # "heals fully", "does not heal fully", "undecided"
+    detail: str
+
+
+def heals(frame: pd.DataFrame, rule: DecisionRule = DEFAULT_RULE) -> list[Healing]:
+    """Per full fine-tuning variant: does it heal fully (F1 equal to clean's within the margin)?"""
+    full = with_variants(frame[frame["mode"] == "full"])
+    clean = full[full["variant"] == "clean"]
+    clean_by_seed = dict(zip(clean["seed"].astype(int), clean[SCORE].astype(float)))
+    found = []
+    for variant, part in full[full["variant"] != "clean"].groupby("variant", sort=False):
+        diverged = int((part["status"] == "diverged").sum())
+        usable = part[part[SCORE].notna()]
+        scores = dict(zip(usable["seed"].astype(int), usable[SCORE].astype(float)))
+        common = sorted(set(scores) & set(clean_by_seed))
+        gap = float(np.mean([clean_by_seed[s] - scores[s] for s in common])) if common else math.nan
+        if diverged == len(part):
+            verdict, detail = "does not heal fully", f"every run diverged ({diverged} of {len(part)}: non-finite loss)"
+        else:
+            decision = decide(scores, clean_by_seed, float(part["n_test"].min()), rule, equivalence_refutes=True)
+            verdict = {Verdict.SUPPORTED: "does not heal fully", Verdict.INCONCLUSIVE: "undecided"}.get(
+                decision.verdict, "heals fully")
+            detail = decision.detail + (f"; {diverged} run(s) diverged" if diverged else "")
+        found.append(Healing(variant, float(usable[SCORE].mean()), float(usable[SCORE].std()), gap, len(usable),
+                             diverged, verdict, detail))
+    return found
+
+
+def compare(frame: pd.DataFrame, first: str, second: str, rule: DecisionRule = DEFAULT_RULE) -> dict:
+    """Seed-paired F1 of two variants: the difference second - first and which is higher (significantly)."""
+    full = with_variants(frame)
+    runs = {name: dict(zip(part["seed"].astype(int), part[SCORE].astype(float)))
+            for name, part in full[full[SCORE].notna()].groupby("variant") if name in (first, second)}
+    if len(runs) < 2:
+        return {"first": first, "second": second, "difference": math.nan, "reading": "not both run"}
+    n_test = float(full["n_test"].min())
+    decision = decide(runs[first], runs[second], n_test, rule)
+    reading = {Verdict.SUPPORTED: f"{second} higher", Verdict.CONTRADICTED: f"{first} higher",
+               Verdict.INCONCLUSIVE: "no significant difference"}[decision.verdict]
+    return {"first": first, "second": second, "difference": decision.values["difference"],
+            "se": decision.values["se"], "reading": reading, "detail": decision.detail}
+
+
+def tidy(frame: pd.DataFrame) -> pd.DataFrame:
+    """Cells as the claims' tidy frame (``harness.sources.TIDY``)."""
+    usable = frame[frame[SCORE].notna()]
+    return usable.assign(table=usable["pooling"] + "-" + usable["mode"], f1=usable[SCORE].astype(float),
+                         level=usable["level"].astype(float))[TIDY]
+
+
+def probe_dropout_claim4(frame: pd.DataFrame, rule: DecisionRule = DEFAULT_RULE) -> dict[str, list[Comparison]]:
+    """Claim 4's comparisons with the probe's dropout off (ours) and on (Trainer's), against the same full
+    fine-tuning cells (re-initialisation, the paper's settings)."""
+    reinit = frame[(frame["corruption"].fillna("reinit") == "reinit") & (frame["component"].fillna("all") == "all")]
+    full = reinit[reinit["mode"] == "full"]
+    found = {}
+    for dropout in (False, True):
+        probe = reinit[(reinit["mode"] == "probe") & (reinit["probe_dropout"].fillna(False).astype(bool) == dropout)]
+        if probe.empty:
+            continue
+        found["on" if dropout else "off"] = probe_instability(list(slices(tidy(pd.concat([full, probe])))), rule,
+                                                              "results")
+    return found
