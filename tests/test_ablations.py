@@ -1,0 +1,79 @@
+"""harness/ablations.py: which variants heal fully, seed-paired comparisons, and claim 4 with the probe's
+dropout on or off, on cells whose truth is built."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from harness.ablations import compare, heals, probe_dropout_claim4, variant_label, with_variants
+from harness.decision import Verdict
+
+
+def _cells(f1_by_variant: dict[tuple, list[float]], mode="full", probe_dropout=False) -> list[dict]:
+    """Rows like ``aggregate.record_rows``: (position, corruption, strength, component) -> F1 per seed."""
+    rows = []
+    for (position, corruption, strength, component), f1s in f1_by_variant.items():
+        for seed, f1 in enumerate(f1s):
+            rows.append({"model": "minilm-l6", "dataset": "sst2", "pooling": "mean", "mode": mode, "position": position,
+                         "level": {"none": 0.0, "all": 100.0}.get(position, 33.3), "n_corrupted": 2, "n_layers": 6,
+                         "corruption": corruption, "strength": strength, "component": component,
+                         "probe_dropout": probe_dropout, "seed": seed, "n_test": 1000,
+                         "status": "diverged" if math.isnan(f1) else "ok", "best_test_f1": f1})
+    return rows
+
+
+CLEAN = ("none", "reinit", None, "all")
+REINIT = ("all", "reinit", None, "all")
+LAYERNORM = ("all", "reinit", None, "layernorm")
+NOISE = ("all", "noise", 1.0, "all")
+BITFLIP = ("all", "bitflip", 1e-6, "all")
+SHUFFLE = ("all", "shuffle", None, "all")
+
+
+def test_variant_labels_name_kind_strength_component_and_setting():
+    frame = pd.DataFrame(_cells({CLEAN: [1.0], REINIT: [1.0], LAYERNORM: [1.0], NOISE: [1.0], BITFLIP: [1.0]}))
+    assert list(with_variants(frame)["variant"]) == ["clean", "re-init (100%)", "re-init LayerNorm only (100%)",
+                                                     "noise σ=1 (100%)", "bit-flip rate 1e-06 (100%)"]
+    probe = _cells({CLEAN: [1.0]}, mode="probe", probe_dropout=True)[0]
+    assert variant_label(probe) == "probe, dropout on"
+
+
+def test_heals_fully_when_equal_not_when_a_loss_remains_undecided_when_noisy_and_diverged_is_no():
+    frame = pd.DataFrame(_cells({
+        CLEAN: [84.0, 84.5, 83.8],
+        LAYERNORM: [84.1, 84.3, 83.9],    # within 0.2 of clean in every seed: heals fully
+        REINIT: [78.0, 78.6, 78.3],       # 6 points down in every seed: does not
+        NOISE: [70.0, 85.0, 84.0],        # one bad seed: neither shown equal nor shown lower
+        BITFLIP: [math.nan] * 3,          # non-finite from the start
+    }))
+    verdicts = {h.variant: h.verdict for h in heals(frame)}
+    assert verdicts == {"re-init LayerNorm only (100%)": "heals fully", "re-init (100%)": "does not heal fully",
+                        "noise σ=1 (100%)": "undecided", "bit-flip rate 1e-06 (100%)": "does not heal fully"}
+    gaps = {h.variant: h.gap for h in heals(frame)}
+    assert gaps["re-init (100%)"] == np.mean([84.0 - 78.0, 84.5 - 78.6, 83.8 - 78.3])
+
+
+def test_compare_reads_the_seed_paired_difference_both_ways():
+    frame = pd.DataFrame(_cells({LAYERNORM: [84.1, 84.3, 83.9], REINIT: [78.0, 78.6, 78.3], SHUFFLE: [78.1, 78.5, 78.2]}))
+    found = compare(frame, "re-init (100%)", "re-init LayerNorm only (100%)")
+    assert found["reading"] == "re-init LayerNorm only (100%) higher" and found["difference"] > 5
+    assert compare(frame, "re-init LayerNorm only (100%)", "re-init (100%)")["reading"] == "re-init LayerNorm only (100%) higher"
+    assert compare(frame, "re-init (100%)", "shuffle (100%)")["reading"] == "no significant difference"
+    assert compare(frame, "re-init (100%)", "zero (100%)")["reading"] == "not both run"
+
+
+def test_claim4_is_judged_separately_with_the_probe_dropout_off_and_on():
+    full = {CLEAN: [84.0, 84.4, 83.9], ("bottom", "reinit", None, "all"): [80.0, 80.5, 79.8],
+            ("top", "reinit", None, "all"): [83.0, 83.4, 83.1], REINIT: [78.0, 78.5, 78.2]}
+    steady = {CLEAN: [79.0, 79.1, 79.0], ("bottom", "reinit", None, "all"): [74.0, 74.1, 74.0],
+              ("top", "reinit", None, "all"): [78.0, 78.1, 78.0], REINIT: [73.0, 73.1, 73.0]}
+    shaky = {CLEAN: [70.0, 80.0, 75.0], ("bottom", "reinit", None, "all"): [78.0, 68.0, 73.0],
+             ("top", "reinit", None, "all"): [65.0, 81.0, 72.0], REINIT: [77.0, 66.0, 79.0]}
+    frame = pd.DataFrame(_cells(full) + _cells(steady, mode="probe") + _cells(shaky, mode="probe", probe_dropout=True))
+    found = probe_dropout_claim4(frame)
+    spread = {state: next(c for c in comparisons if c.stratum == "seed spread") for state, comparisons in found.items()}
+    assert spread["off"].verdict is Verdict.CONTRADICTED  # the steady probe varies less than full fine-tuning
+    assert spread["on"].verdict is Verdict.SUPPORTED      # the shaky one more
