@@ -158,9 +158,11 @@ def pair_distances(vectors: np.ndarray, labels: np.ndarray, dims: int) -> dict[t
         raise BadInput(f"{len(vectors)} examples in {min(dims, vectors.shape[1])} dimensions: margins need "
                        f">= {MIN_POINTS_PER_DIM} examples per dimension (fewer make any labelling separable); "
                        "use more examples or fewer dims")
+    present = np.unique(labels)
+    if not np.ptp(vectors, axis=0).any():  # one point for every example (e.g. [CLS] at the embeddings): no gap anywhere
+        return {(int(a), int(b)): 0.0 for a, b in combinations(present, 2)}
     if dims < vectors.shape[1]:
         vectors = PCA(n_components=dims, svd_solver="full").fit_transform(vectors)
-    present = np.unique(labels)
     return {(int(a), int(b)): margin_width(vectors[labels == a], vectors[labels == b])
             for a, b in combinations(present, 2)}
 

@@ -40,7 +40,7 @@ def pipeline(tmp_path_factory):
 
 def test_repro_runs_every_stage_and_writes_the_report(pipeline):
     root, log = pipeline
-    for stage in ("prepare", "grid", "aggregate", "plots", "report"):
+    for stage in ("prepare", "grid", "aggregate", "plots", "analyse", "report"):
         assert f"Running stage '{stage}'" in log
     cells = pd.read_csv(root / "results" / "cells.csv")
     listed = subprocess.run([sys.executable, "-m", "harness", "grid", "--profile", "ci", "--list"], cwd=root,
@@ -52,8 +52,12 @@ def test_repro_runs_every_stage_and_writes_the_report(pipeline):
                     "### Convergence of our grid", "### Per setting, our grid"):
         assert section in report
     assert "weakest stratum" in report and "Hardware and precision" in report
-    for figure in ("f1_vs_level.png", "tsne.png"):
+    for figure in ("f1_vs_level.png", "tsne.png", "cka.png", "layers.png"):
         assert (root / "results" / "plots" / figure).stat().st_size > 10_000
+    assert "## How healing changes the representations" in report and "separation-order" in report
+    assert "## Beyond the paper: the healing curve and the ablations" in report
+    analysis = pd.read_csv(root / "results" / "analysis.csv")
+    assert set(analysis["setting"]) == {"clean", "top", "bottom", "100%"} and set(analysis["seed"]) == {0, 1}
 
 
 def test_a_second_repro_does_nothing(pipeline):
@@ -68,6 +72,7 @@ def test_changing_one_seed_reruns_only_those_cells(pipeline):
     before = {p.name for p in (root / "results" / "cells").glob("*.json")}
     seeds = params["profiles"]["ci"]["defaults"]["seeds"]
     params["profiles"]["ci"]["defaults"]["seeds"] = seeds[:-1] + [max(seeds) + 100]
+    params["profiles"]["ci"]["analysis"]["seeds"] = seeds[:-1] + [max(seeds) + 100]  # it names cells of the grid
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _dvc("repro", cwd=root)
     after = {p.name for p in (root / "results" / "cells").glob("*.json")}
