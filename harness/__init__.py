@@ -1,8 +1,9 @@
 """bert-healing: a reproducibility benchmark for "Healing Powers of BERT" (arXiv 2406.14459).
 
-Modules follow the paper's method section: ``corrupt`` (Section 3), ``models`` and ``data``
-(Section 4.1), ``train`` (Section 4 protocol), ``cell`` (one experiment), ``grid`` (Tables 2-5),
-``aggregate``/``plots``/``report`` (results), ``claims`` (the paper's findings as verdicts).
+Modules follow the paper's method section: ``corrupt`` (Section 3), ``models``, ``data`` and
+``prepare`` (Section 4.1), ``train`` (Section 4 protocol), ``cell`` (one experiment), ``grid``
+(Tables 2-5), ``aggregate``/``plots``/``report`` (results), ``claims`` (the paper's findings as
+verdicts).
 
 Expected failures are the classes below: the command line prints their message as one
 ``error:`` line and exits with their ``exit_code`` (``python -m harness --help`` lists the codes).

@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -206,15 +205,16 @@ def aggregate(profile_name: str, cells: Sequence[CellConfig], cells_dir: str | P
     return summary
 
 
-def aggregate_cli(args: argparse.Namespace) -> int:
+def aggregate_profile(profile_name: str | None, *, params: str | Path, cells_dir: str | Path, out_dir: str | Path,
+                      data_dir: str | Path) -> None:
+    """``aggregate`` for the profile of ``params`` named ``profile_name`` (None: its ``profile:`` key)."""
     from harness.grid import dataset_digests, expand
     from harness.profiles import load_profile
 
-    profile = load_profile(args.profile, args.params)
+    profile = load_profile(profile_name, params)
     cells = expand(profile)
-    summary = aggregate(profile.name, cells, args.cells, args.out, dataset_digests(cells, args.data_dir))
-    print(f"profile {profile.name}: {len(summary)} settings summarised in {args.out}", file=sys.stderr)
-    return 0
+    summary = aggregate(profile.name, cells, cells_dir, out_dir, dataset_digests(cells, data_dir))
+    print(f"profile {profile.name}: {len(summary)} settings summarised in {out_dir}", file=sys.stderr)
 
 
 def record_rows(folder: str | Path) -> pd.DataFrame:

@@ -6,7 +6,7 @@
     ``datasets.Dataset`` tokenised with ``.map`` (tokenisation not timed), weighted F1 from
     ``compute_metrics``, evaluation of validation and test every epoch;
 (b) our cell's loop, ``harness.train.train_and_evaluate``, on exactly the same train/validation/test
-    rows (``harness.data.make_splits`` + ``encode``), starting from the same weights
+    rows (``harness.prepare.make_splits`` + ``encode``), starting from the same weights
     (``load_classifier(model, n, seed=seed)``), with the same batch size, learning rate, epochs,
     maximum length and seed.
 
@@ -32,7 +32,6 @@ result), ``harness.trainer_baseline`` (side (a)), ``harness.memory`` (the RSS pe
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import re
@@ -48,14 +47,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from harness import BadInput
 from harness.bench_settings import (RUNNERS, BenchData, BenchSettings, RunResult, load_bench_data,
                                     our_batch_token_counts)
 from harness.data import dataset_spec
 from harness.memory import rss_peak
 from harness.models import load_classifier
 from harness.performance_doc import final_line, format_tables, generate_performance_md
-from harness.precision import resolve_precision
 from harness.train import TrainSettings, train_and_evaluate
 from harness.trainer_baseline import _trainer_classes, run_trainer
 
@@ -261,29 +258,19 @@ def _number(value) -> float | None:
     return None if pd.isna(value) else float(value)
 
 
-# ---------------------------------------------------------------- command line
+# ---------------------------------------------------------------- the ``bench`` verb
 
 
-def bench_cli(args: argparse.Namespace) -> int:
-    if args.doc_only:
-        if not args.doc:
-            raise BadInput("--doc-only needs --doc PATH")
-        print(generate_performance_md(args.out, args.doc, args.doc_others))
-        return 0
-    settings = BenchSettings(model=args.model, datasets=tuple(args.datasets), n_train=args.n_train, n_test=args.n_test,
-                             n_val=args.n_val, epochs=args.epochs, seeds=tuple(args.seeds), batch_size=args.batch_size,
-                             lr=args.lr, max_length=args.max_length, data_seed=args.data_seed,
-                             precision=resolve_precision(args.precision), trainer_precision=args.trainer_precision,
-                             threads=args.threads)
-    results = run_bench(settings, data_dir=args.data_dir, out=args.out,
-                        log=lambda line: print(line, file=sys.stderr, flush=True))
-    if args.doc:
-        generate_performance_md(results, args.doc, args.doc_others)
+def bench(settings: BenchSettings, *, data_dir: str | Path, out: str | Path, doc: str | Path | None,
+          doc_others: Sequence[str | Path]) -> None:
+    """``run_bench`` with its progress on stderr, then its tables printed (and rendered to ``doc`` if given)."""
+    results = run_bench(settings, data_dir=data_dir, out=out, log=lambda line: print(line, file=sys.stderr, flush=True))
+    if doc:
+        generate_performance_md(results, doc, doc_others)
     print(format_tables(results))
-    print(f"\n(written to {args.out}; load average {results['machine']['load_average_before'][0]:.2f} at start: "
+    print(f"\n(written to {out}; load average {results['machine']['load_average_before'][0]:.2f} at start: "
           "other work on the machine makes these numbers noisy)")
     print(f"hardware: {results['machine']['hardware']}; precision: ours {settings.precision}, "
           f"Trainer {settings.trainer_precision_used}" + (" (same on both sides)" if settings.trainer_precision_used
                                                            == settings.precision else " (cross-precision pairing)"))
     print(final_line(results))
-    return 0

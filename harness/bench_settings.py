@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from harness import BadInput
-from harness.data import DatasetSpec, Encoded, dataset_spec, encode, make_splits
+from harness.data import DatasetSpec, dataset_spec
+from harness.prepare import Encoded, encode, make_splits
 from harness.train import length_bucketed_batches
 
 RUNNERS = ("trainer", "ours")

@@ -24,10 +24,11 @@ import torch
 from harness import BadInput
 from harness.config import METHOD_VERSION, CellConfig, cell_identity
 from harness.corrupt import apply_corruption, encoder_layers, layers_to_corrupt
-from harness.data import PreparedData, dataset_digest, dataset_spec, prepare
+from harness.data import dataset_digest, dataset_spec
 from harness.memory import rss_peak
 from harness.models import load_classifier
 from harness.precision import detect_hardware
+from harness.prepare import PreparedData, prepare
 from harness.representations import ANALYSIS_EXAMPLES, first_examples, layer_vectors
 from harness.results import (cell_record, check_writable, claim, features_path, record_path as identity_path, versions,
                              write_atomic, write_json_atomic)

@@ -1,9 +1,10 @@
 """``python -m harness <verb>``: one command line for every step of the benchmark.
 
-Every verb's arguments are defined here (``add_<verb>_cli``); the steps' modules hold the functions
-they call. Every expected failure (bad input, bad data, an output that cannot be written,
-unreadable results) prints one ``error:`` line and exits with its own code (``EXIT_CODES``) without
-touching existing results; warnings print one line each.
+Every verb is wired here: its arguments (``add_<verb>_cli``) and the call that unpacks them into
+the plain, keyword-argument function its step's module exposes (``run_<verb>_cli``), so no module
+below takes an ``argparse.Namespace``. Every expected failure (bad input, bad data, an output that
+cannot be written, unreadable results) prints one ``error:`` line and exits with its own code
+(``EXIT_CODES``) without touching existing results; warnings print one line each.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import numbers
 import sys
 import warnings
+from collections.abc import Callable
 from fractions import Fraction
 
 from harness import EXIT_CODES, BadInput
@@ -191,7 +193,6 @@ def run_method_digest_cli(args: argparse.Namespace) -> int:
 
 def add_grid_cli(subparsers) -> None:
     from harness.executors import EXECUTORS
-    from harness.grid import grid_cli
 
     p = subparsers.add_parser("grid", help="run (or list) every cell of a profile of params.yaml",
                               description="Expand a profile of params.yaml into cells and run those without a "
@@ -219,48 +220,92 @@ def add_grid_cli(subparsers) -> None:
     p.add_argument("--data-dir", default="data")
     p.add_argument("--cache-dir", default="cache/tokens")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=grid_cli)
+    p.set_defaults(func=run_grid_cli)
 
 
-def _profile_arguments(p: argparse.ArgumentParser) -> None:
-    """--profile and --params, as the verbs that read a profile's records take them."""
+def run_grid_cli(args: argparse.Namespace) -> int:
+    from harness.grid import list_cells, prepare_profile, run_profile
+
+    if args.list:
+        list_cells(args.profile, params=args.params, out_dir=args.out, data_dir=args.data_dir)
+    elif args.prepare:
+        prepare_profile(args.profile, params=args.params, data_dir=args.data_dir, cache_dir=args.cache_dir)
+    else:
+        run_profile(args.profile, params=args.params, executor=args.executor, workers=args.workers,
+                    threads=args.threads, cells_per_gpu=args.cells_per_gpu, ray_address=args.ray_address,
+                    cpus_per_cell=args.cpus_per_cell, gpus_per_cell=args.gpus_per_cell, partition=args.partition,
+                    out_dir=args.out, data_dir=args.data_dir, cache_dir=args.cache_dir, progress=not args.no_progress)
+    return 0
+
+
+def _add_records_verb(subparsers, name: str, own_arguments: Callable[[argparse.ArgumentParser], None],
+                      run: Callable[[argparse.Namespace], int], **texts: str) -> None:
+    """A verb that reads a profile's result records: --profile, --params, its own arguments, --data-dir."""
+    p = subparsers.add_parser(name, **texts)
     p.add_argument("--profile", default=None, help="default: the 'profile:' key of --params")
     p.add_argument("--params", default="params.yaml")
-
-
-def _data_dir_of_records(p: argparse.ArgumentParser) -> None:
+    own_arguments(p)
     p.add_argument("--data-dir", default="data", help="the data the cells read (part of their identity)")
+    p.set_defaults(func=run)
 
 
 def add_aggregate_cli(subparsers) -> None:
-    from harness.aggregate import aggregate_cli
+    def own_arguments(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--cells", default="results/cells", help="folder of the result records (default: %(default)s)")
+        p.add_argument("--out", default="results", help="folder for the tables (default: %(default)s)")
 
-    p = subparsers.add_parser("aggregate", help="tabulate a profile's result records (cells.csv, summary)",
-                              description="Read the records of a profile's cells and write cells.csv, summary.csv, "
-                                          "summary.json (DVC metrics) and f1_by_level.csv (DVC plots).")
-    _profile_arguments(p)
-    p.add_argument("--cells", default="results/cells", help="folder of the result records (default: %(default)s)")
-    p.add_argument("--out", default="results", help="folder for the tables (default: %(default)s)")
-    _data_dir_of_records(p)
-    p.set_defaults(func=aggregate_cli)
+    _add_records_verb(subparsers, "aggregate", own_arguments, run_aggregate_cli,
+                      help="tabulate a profile's result records (cells.csv, summary)",
+                      description="Read the records of a profile's cells and write cells.csv, summary.csv, "
+                                  "summary.json (DVC metrics) and f1_by_level.csv (DVC plots).")
+
+
+def run_aggregate_cli(args: argparse.Namespace) -> int:
+    from harness.aggregate import aggregate_profile
+
+    aggregate_profile(args.profile, params=args.params, cells_dir=args.cells, out_dir=args.out, data_dir=args.data_dir)
+    return 0
 
 
 def add_plots_cli(subparsers) -> None:
-    from harness.plots import plots_cli
+    def own_arguments(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--results", default="results",
+                       help="folder holding summary.csv and cells.csv (default: %(default)s)")
+        p.add_argument("--cells", default="results/cells", help="folder of the result records and features")
+        p.add_argument("--out", default="results/plots", help="folder for the PNG files (default: %(default)s)")
+        p.add_argument("--max-points", type=int, default=2000,
+                       help="test examples per t-SNE panel (default: %(default)s)")
 
-    p = subparsers.add_parser("plots", help="draw f1_vs_level.png and Figure 1's tsne.png for a profile",
-                              description="Draw the figures from results/summary.csv, results/cells.csv and the "
-                                          "saved features of the profile's tsne cells.")
-    _profile_arguments(p)
-    p.add_argument("--results", default="results", help="folder holding summary.csv and cells.csv (default: %(default)s)")
-    p.add_argument("--cells", default="results/cells", help="folder of the result records and features")
-    p.add_argument("--out", default="results/plots", help="folder for the PNG files (default: %(default)s)")
-    p.add_argument("--max-points", type=int, default=2000, help="test examples per t-SNE panel (default: %(default)s)")
-    _data_dir_of_records(p)
-    p.set_defaults(func=plots_cli)
+    _add_records_verb(subparsers, "plots", own_arguments, run_plots_cli,
+                      help="draw f1_vs_level.png and Figure 1's tsne.png for a profile",
+                      description="Draw the figures from results/summary.csv, results/cells.csv and the "
+                                  "saved features of the profile's tsne cells.")
 
 
-def _analyse(args: argparse.Namespace) -> int:
+def run_plots_cli(args: argparse.Namespace) -> int:
+    from harness.plots import plot_profile
+
+    plot_profile(args.profile, params=args.params, results_dir=args.results, cells_dir=args.cells, out_dir=args.out,
+                 max_points=args.max_points, data_dir=args.data_dir)
+    return 0
+
+
+def add_analyse_cli(subparsers) -> None:
+    def own_arguments(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--cells", default="results/cells", help="folder of the result records and vectors")
+        p.add_argument("--results", default="results", help="folder for the tables (default: %(default)s)")
+        p.add_argument("--plots", default="results/plots", help="folder for the figures (default: %(default)s)")
+        p.add_argument("--jobs", type=int, default=2, help="cells measured in parallel (default: %(default)s)")
+
+    _add_records_verb(subparsers, "analyse", own_arguments, run_analyse_cli,
+                      help="measure how healing changes the representations, layer by layer",
+                      description="For the profile's analysis cells (clean, top-k, bottom-k, 100%; per seed), "
+                                  "measure every layer before and after fine-tuning (probe accuracy, label "
+                                  "separation, spatial similarity, centroid movement, linear CKA); write "
+                                  "analysis.csv, analysis_by_layer.csv, analysis.json, cka.png and layers.png.")
+
+
+def run_analyse_cli(args: argparse.Namespace) -> int:
     from harness.analysis import analyse
 
     written = analyse(args.profile, params=args.params, cells_dir=args.cells, data_dir=args.data_dir,
@@ -269,58 +314,41 @@ def _analyse(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_analyse_cli(subparsers) -> None:
-    p = subparsers.add_parser("analyse", help="measure how healing changes the representations, layer by layer",
-                              description="For the profile's analysis cells (clean, top-k, bottom-k, 100%; per seed), "
-                                          "measure every layer before and after fine-tuning (probe accuracy, label "
-                                          "separation, spatial similarity, centroid movement, linear CKA); write "
-                                          "analysis.csv, analysis_by_layer.csv, analysis.json, cka.png and layers.png.")
-    _profile_arguments(p)
-    p.add_argument("--cells", default="results/cells", help="folder of the result records and vectors")
-    p.add_argument("--results", default="results", help="folder for the tables (default: %(default)s)")
-    p.add_argument("--plots", default="results/plots", help="folder for the figures (default: %(default)s)")
-    p.add_argument("--jobs", type=int, default=2, help="cells measured in parallel (default: %(default)s)")
-    _data_dir_of_records(p)
-    p.set_defaults(func=_analyse)
+def add_keep_cli(subparsers) -> None:
+    def own_arguments(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--cells", default="results/cells", help="folder of the result records (default: %(default)s)")
+        p.add_argument("--dest", default=None, help="default: results/records/<profile>")
+
+    _add_records_verb(subparsers, "keep", own_arguments, run_keep_cli,
+                      help="copy a profile's records into results/records/<profile> (kept in git)",
+                      description="Copy the result records of a profile's cells into a folder kept in git, so "
+                                  "REPORT.md shows them on a fresh clone.")
 
 
-def _keep(args: argparse.Namespace) -> int:
-    from harness.grid import dataset_digests, expand
-    from harness.profiles import load_profile
-    from harness.results import keep_records
+def run_keep_cli(args: argparse.Namespace) -> int:
+    from harness.results import keep_profile
 
-    profile = load_profile(args.profile, args.params)
-    cells = expand(profile)
-    dest = args.dest or f"results/records/{profile.name}"
-    kept = keep_records(cells, dataset_digests(cells, args.data_dir), args.cells, dest)
-    print(f"profile {profile.name}: {kept} of {len(cells)} records copied to {dest}", file=sys.stderr)
+    keep_profile(args.profile, params=args.params, cells_dir=args.cells, dest=args.dest, data_dir=args.data_dir)
     return 0
 
 
-def add_keep_cli(subparsers) -> None:
-    p = subparsers.add_parser("keep", help="copy a profile's records into results/records/<profile> (kept in git)",
-                              description="Copy the result records of a profile's cells into a folder kept in git, so "
-                                          "REPORT.md shows them on a fresh clone.")
-    _profile_arguments(p)
-    p.add_argument("--cells", default="results/cells", help="folder of the result records (default: %(default)s)")
-    p.add_argument("--dest", default=None, help="default: results/records/<profile>")
-    _data_dir_of_records(p)
-    p.set_defaults(func=_keep)
-
-
 def add_report_cli(subparsers) -> None:
-    from harness.report import report_cli
-
     p = subparsers.add_parser("report", help="write REPORT.md from the results and the paper's tables")
     p.add_argument("--results-dir", default="results")
     p.add_argument("--paper-tables", default="claims/paper_tables.csv")
     p.add_argument("--params", default="params.yaml")
     p.add_argument("--out", default="REPORT.md")
-    p.set_defaults(func=report_cli)
+    p.set_defaults(func=run_report_cli)
+
+
+def run_report_cli(args: argparse.Namespace) -> int:
+    from harness.report import write_report
+
+    write_report(results_dir=args.results_dir, paper_tables=args.paper_tables, params=args.params, out=args.out)
+    return 0
 
 
 def add_bench_cli(subparsers) -> None:
-    from harness.bench import bench_cli
     from harness.bench_settings import BenchSettings
 
     defaults = BenchSettings()
@@ -350,11 +378,31 @@ def add_bench_cli(subparsers) -> None:
     p.add_argument("--doc-only", action="store_true", help="only render --doc from an existing --out JSON")
     p.add_argument("--doc-others", nargs="*", default=[], metavar="JSON",
                    help="further bench JSONs (e.g. another --precision) to render as sections of --doc")
-    p.set_defaults(func=bench_cli)
+    p.set_defaults(func=run_bench_cli)
+
+
+def run_bench_cli(args: argparse.Namespace) -> int:
+    from harness.bench import bench
+    from harness.bench_settings import BenchSettings
+    from harness.performance_doc import generate_performance_md
+    from harness.precision import resolve_precision
+
+    if args.doc_only:
+        if not args.doc:
+            raise BadInput("--doc-only needs --doc PATH")
+        print(generate_performance_md(args.out, args.doc, args.doc_others))
+        return 0
+    settings = BenchSettings(model=args.model, datasets=tuple(args.datasets), n_train=args.n_train, n_test=args.n_test,
+                             n_val=args.n_val, epochs=args.epochs, seeds=tuple(args.seeds), batch_size=args.batch_size,
+                             lr=args.lr, max_length=args.max_length, data_seed=args.data_seed,
+                             precision=resolve_precision(args.precision), trainer_precision=args.trainer_precision,
+                             threads=args.threads)
+    bench(settings, data_dir=args.data_dir, out=args.out, doc=args.doc, doc_others=args.doc_others)
+    return 0
 
 
 def add_estimate_cli(subparsers) -> None:
-    from harness.cost import estimate_cli, estimate_profile, GPU_TYPES
+    from harness.cost import GPU_TYPES, estimate_profile
 
     e = subparsers.add_parser("estimate", help="predict the wall time of a profile from measured speed",
                               description=estimate_profile.__doc__.split("\n\n")[0])
@@ -372,18 +420,35 @@ def add_estimate_cli(subparsers) -> None:
     e.add_argument("--pack", type=int, default=2, help="small-model cells per GPU for the packing line (default: 2)")
     e.add_argument("--cells-per-task", type=int, default=1, help="cells per Slurm array task, for its time limit")
     e.add_argument("--data-dir", default="data")
-    e.set_defaults(func=estimate_cli)
+    e.set_defaults(func=run_estimate_cli)
+
+
+def run_estimate_cli(args: argparse.Namespace) -> int:
+    from harness.cost import print_estimate
+
+    print_estimate(args.profile, params=args.params, bench_json=args.bench, recalibrate=args.calibrate,
+                   tokens_per_s=args.tokens_per_s, eval_tokens_per_s=args.eval_tokens_per_s, gpus=args.gpus,
+                   gpu_type=args.gpu_type, pack=args.pack, cells_per_task=args.cells_per_task, data_dir=args.data_dir)
+    return 0
 
 
 def add_fetch_data_cli(subparsers) -> None:
-    from harness.data import DATASETS, run_fetch_cli
+    from harness.data import DATASETS
 
     p = subparsers.add_parser("fetch-data", help="download the datasets from the Hugging Face hub (needs internet)",
                               description="Write <data-dir>/<name>/<split>.parquet + labels.json from the hub.")
     p.add_argument("--dataset", action="append", choices=list(DATASETS),
                    help="a dataset to fetch (repeatable; default: all eight)")
     p.add_argument("--data-dir", default="data")
-    p.set_defaults(func=run_fetch_cli)
+    p.set_defaults(func=run_fetch_data_cli)
+
+
+def run_fetch_data_cli(args: argparse.Namespace) -> int:
+    from harness.data import DATASETS, fetch_from_hub
+
+    for name in args.dataset or DATASETS:
+        print(fetch_from_hub(name, args.data_dir))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,7 +24,7 @@ from harness import BadInput
 # identity and is recomputed. tests/test_method_version.py fails when the method modules change
 # while METHOD_VERSION stays; `python -m harness method-digest --write` records the new state.
 METHOD_VERSION = "2"
-METHOD_MODULES = ("corrupt.py", "models.py", "train.py", "optim.py", "data.py", "cell.py", "config.py")
+METHOD_MODULES = ("corrupt.py", "models.py", "train.py", "optim.py", "data.py", "prepare.py", "cell.py", "config.py")
 METHOD_DIGESTS = Path(__file__).with_name("method_digests.json")  # METHOD_VERSION -> digest of METHOD_MODULES
 
 INT_FIELDS = ("epochs", "seed", "data_seed", "n_train", "n_test", "n_val", "batch_size", "max_length")

@@ -6,7 +6,6 @@ a bench JSON (``python -m harness bench``) or a quick calibration run of our loo
 
 from __future__ import annotations
 
-import argparse
 import sys
 import warnings
 from collections.abc import Sequence
@@ -18,9 +17,10 @@ import torch
 
 from harness import BadInput
 from harness.bench_settings import BenchSettings, load_bench_data
-from harness.data import DatasetSpec, dataset_spec, encode, make_splits
+from harness.data import DatasetSpec, dataset_spec
 from harness.models import load_classifier
 from harness.performance_doc import load_bench_json
+from harness.prepare import encode, make_splits
 
 
 # ---------------------------------------------------------------- estimate: wall time of a profile
@@ -319,26 +319,29 @@ def format_estimate(table: pd.DataFrame) -> str:
                                  "hours_gpu": "hours GPU"}).to_string(index=False)
 
 
-# ---------------------------------------------------------------- command line
+# ---------------------------------------------------------------- the ``estimate`` verb
 
 
-def estimate_cli(args: argparse.Namespace) -> int:
+def print_estimate(profile_name: str | None, *, params: str | Path, bench_json: str | Path, recalibrate: bool,
+                   tokens_per_s: float | None, eval_tokens_per_s: float | None, gpus: int | None, gpu_type: str,
+                   pack: int, cells_per_task: int, data_dir: str | Path) -> None:
+    """The predicted wall time of a profile of ``params`` (None: its ``profile:`` key), per model, here and on
+    ``gpus`` GPUs; rates from ``bench_json``, or measured now where it is missing or ``recalibrate``."""
     from harness.grid import expand
     from harness.profiles import load_profile
 
-    profile = load_profile(args.profile, args.params)
+    profile = load_profile(profile_name, params)
     cells = expand(profile)
-    if args.tokens_per_s is not None and args.tokens_per_s <= 0:
-        raise BadInput(f"--tokens-per-s must be positive, got {args.tokens_per_s}")
-    if args.gpus is not None and (args.gpus < 1 or args.pack < 1 or args.cells_per_task < 1):
-        raise BadInput(f"--gpus, --pack and --cells-per-task must be >= 1, got {args.gpus}, {args.pack}, "
-                       f"{args.cells_per_task}")
-    if Path(args.bench).is_file() and not args.calibrate:
-        rates = rates_from_bench(args.bench)
+    if tokens_per_s is not None and tokens_per_s <= 0:
+        raise BadInput(f"--tokens-per-s must be positive, got {tokens_per_s}")
+    if gpus is not None and (gpus < 1 or pack < 1 or cells_per_task < 1):
+        raise BadInput(f"--gpus, --pack and --cells-per-task must be >= 1, got {gpus}, {pack}, {cells_per_task}")
+    if Path(bench_json).is_file() and not recalibrate:
+        rates = rates_from_bench(bench_json)
     else:
-        print(f"no {args.bench}: measuring this machine with a quick calibration run ...", file=sys.stderr)
-        rates = calibrate(args.data_dir)
-    frame = cell_frame(cells, args.data_dir, rates, args.tokens_per_s, args.eval_tokens_per_s)
+        print(f"no {bench_json}: measuring this machine with a quick calibration run ...", file=sys.stderr)
+        rates = calibrate(data_dir)
+    frame = cell_frame(cells, data_dir, rates, tokens_per_s, eval_tokens_per_s)
     table = per_model(frame)
     from harness.precision import detect_hardware
 
@@ -352,6 +355,5 @@ def estimate_cli(args: argparse.Namespace) -> int:
     if "hours_gpu" in table:
         line += f" predicted_hours_gpu={total.hours_gpu:.2f}"
     print(line)
-    if args.gpus:
-        print(format_gpus(frame, args.gpus, args.gpu_type, args.pack, args.cells_per_task))
-    return 0
+    if gpus:
+        print(format_gpus(frame, gpus, gpu_type, pack, cells_per_task))

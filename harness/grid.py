@@ -18,13 +18,12 @@ cell's parameters (or its dataset's files) recomputes only that cell. Before any
 whole grid is checked (``plan_grid``): the profile, every dataset's files and splits, and that the
 output folders can be written. Grids that share a results folder claim each cell through a lock,
 so no cell is computed twice. Where the cells run (a process pool, one worker per GPU, a Ray
-cluster, a Slurm array) is ``harness/executors.py``, chosen by params.yaml's ``run:`` block, which
-is no part of any cell's identity.
+cluster, a Slurm array) is ``harness/executors.py`` (Ray and Slurm: ``harness/cluster.py``), chosen
+by params.yaml's ``run:`` block, which is no part of any cell's identity.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 import warnings
 from collections.abc import Collection, Iterable, Sequence
@@ -241,7 +240,7 @@ def plan_grid(cells: Sequence[CellConfig], *, out_dir: str | Path, data_dir: str
     right, sizes possible), every model asked for one component of its layers has each layer
     parameter in exactly one component, and the output folders must be writable.
     """
-    from harness.data import make_splits
+    from harness.prepare import make_splits
 
     for model in sorted({c.model for c in cells if c.component != "all"}):
         try:  # every parameter of the model's encoder layers belongs to one component (no weights loaded)
@@ -366,8 +365,8 @@ def run_grid(
 def prepare_data(cells: Sequence[CellConfig], *, data_dir: str | Path = "data",
                  cache_dir: str | Path = "cache/tokens") -> int:
     """The ``prepare`` stage: build the splits and token cache every cell will read; return how many."""
-    from harness.data import prepare
     from harness.models import load_classifier
+    from harness.prepare import prepare
 
     tokenizers = {}
     jobs = sorted({(c.model, c.dataset, c.n_train, c.n_test, c.n_val, c.data_seed, c.max_length) for c in cells},
@@ -380,37 +379,55 @@ def prepare_data(cells: Sequence[CellConfig], *, data_dir: str | Path = "data",
     return len(jobs)
 
 
-# ---------------------------------------------------------------- command line
+# ---------------------------------------------------------------- the ``grid`` verb: a profile of params.yaml
 
 
-def grid_cli(args: argparse.Namespace) -> int:
-    profile = load_profile(args.profile, args.params)
+def profile_cells(profile_name: str | None, params: str | Path) -> tuple[Profile, list[CellConfig], set[str]]:
+    """A profile of ``params`` (None: its ``profile:`` key), checked whole (tsne and analysis entries included); its
+    cells, and the hashes of those that also save their vectors (``saves_vectors``)."""
+    profile = load_profile(profile_name, params)
     cells = expand(profile)
     features = saves_vectors(profile, cells)
-    if args.list:
-        digests = dataset_digests(cells, args.data_dir)
-        done = 0
-        for config in cells:
-            state = "done" if is_done(config, args.out, digests[config.dataset], config.hash in features) else "todo"
-            done += state == "done"
-            print(f"{cell_identity(config, digests[config.dataset])}\t{state}\t{describe(config)}")
-        print(f"profile {profile.name}: {len(cells)} cells, {done} done", file=sys.stderr)
-        return 0
-    if args.prepare:
-        n = prepare_data(cells, data_dir=args.data_dir, cache_dir=args.cache_dir)
-        print(f"profile {profile.name}: {n} dataset splits prepared in {args.cache_dir}", file=sys.stderr)
-        return 0
-    settings = override(run_settings(read_params(args.params).get("run")), executor=args.executor,
-                        workers=args.workers, threads=args.threads or None, cells_per_gpu=args.cells_per_gpu,
-                        ray_address=args.ray_address, ray_num_cpus=args.cpus_per_cell,
-                        ray_num_gpus=args.gpus_per_cell, slurm_partition=args.partition)
-    if args.threads == 0:
+    return profile, cells, features
+
+
+def list_cells(profile_name: str | None, *, params: str | Path, out_dir: str | Path, data_dir: str | Path) -> None:
+    """Print one line per cell of the profile: its record's identity, done or todo, the cell."""
+    profile, cells, features = profile_cells(profile_name, params)
+    digests = dataset_digests(cells, data_dir)
+    done = 0
+    for config in cells:
+        state = "done" if is_done(config, out_dir, digests[config.dataset], config.hash in features) else "todo"
+        done += state == "done"
+        print(f"{cell_identity(config, digests[config.dataset])}\t{state}\t{describe(config)}")
+    print(f"profile {profile.name}: {len(cells)} cells, {done} done", file=sys.stderr)
+
+
+def prepare_profile(profile_name: str | None, *, params: str | Path, data_dir: str | Path,
+                    cache_dir: str | Path) -> None:
+    """The ``prepare`` stage for the profile: its splits and token cache (``prepare_data``)."""
+    profile, cells, _ = profile_cells(profile_name, params)
+    n = prepare_data(cells, data_dir=data_dir, cache_dir=cache_dir)
+    print(f"profile {profile.name}: {n} dataset splits prepared in {cache_dir}", file=sys.stderr)
+
+
+def run_profile(profile_name: str | None, *, params: str | Path, executor: str | None, workers: int | None,
+                threads: int | None, cells_per_gpu: int | None, ray_address: str | None, cpus_per_cell: float | None,
+                gpus_per_cell: float | None, partition: str | None, out_dir: str | Path, data_dir: str | Path,
+                cache_dir: str | Path, progress: bool) -> None:
+    """``run_grid`` for the profile, run as params' ``run:`` block says, overridden by the arguments that are
+    not None (``threads`` 0: cores // workers); then one line of how the profile's cells stand."""
+    profile, cells, features = profile_cells(profile_name, params)
+    settings = override(run_settings(read_params(params).get("run")), executor=executor,
+                        workers=workers, threads=threads or None, cells_per_gpu=cells_per_gpu,
+                        ray_address=ray_address, ray_num_cpus=cpus_per_cell,
+                        ray_num_gpus=gpus_per_cell, slurm_partition=partition)
+    if threads == 0:
         settings = replace(settings, threads=None)
-    ran = run_grid(cells, out_dir=args.out, data_dir=args.data_dir, cache_dir=args.cache_dir, features=features,
-                   progress=not args.no_progress, settings=settings)
-    digests = dataset_digests(cells, args.data_dir)
-    statuses = [(cell_record(c, digests[c.dataset], args.out) or {}).get("status") for c in cells]
+    ran = run_grid(cells, out_dir=out_dir, data_dir=data_dir, cache_dir=cache_dir, features=features,
+                   progress=progress, settings=settings)
+    digests = dataset_digests(cells, data_dir)
+    statuses = [(cell_record(c, digests[c.dataset], out_dir) or {}).get("status") for c in cells]
     counts = ", ".join(f"{statuses.count(s)} {s}" for s in ("ok", "failed_run", "diverged") if s in statuses)
     print(f"profile {profile.name}: {len(cells)} cells ({len(ran)} run now, executor {settings.executor}): {counts}",
           file=sys.stderr)
-    return 0

@@ -153,7 +153,7 @@ def generate_performance_md(bench_json: str | Path | dict, out: str | Path = "do
         "(not timed), `eval_strategy=\"epoch\"` on validation and test, weighted F1 from `compute_metrics`.",
         "- **Ours**: `harness.train.train_and_evaluate` (length-bucketed batches, pre-tokenised arrays, fused AdamW, "
         "exact touched-rows Adam for the word-embedding table) "
-        "on the same train/validation/test rows from `harness.data.make_splits`.",
+        "on the same train/validation/test rows from `harness.prepare.make_splits`.",
         "- Both start from the same weights (`load_classifier(model, n, seed=seed)`), and every pair is checked to take "
         "the same number of optimiser steps on the same number of real tokens.",
         "- *train s*: time inside the training epochs only; *real tok/s*: non-padding tokens trained / train s; "

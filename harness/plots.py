@@ -14,7 +14,6 @@ Figures are drawn on ``matplotlib.figure.Figure`` directly (Agg canvas): no pypl
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -302,27 +301,28 @@ def tsne_figure(chosen: Mapping[str, CellConfig], cells_dir: str | Path, png: st
     return result
 
 
-# ---------------------------------------------------------------- command line
+# ---------------------------------------------------------------- a profile's figures
 
 
-def plots_cli(args: argparse.Namespace) -> int:
+def plot_profile(profile_name: str | None, *, params: str | Path, results_dir: str | Path, cells_dir: str | Path,
+                 out_dir: str | Path, max_points: int, data_dir: str | Path) -> None:
+    """Both figures of a profile of ``params`` (None: its ``profile:`` key), from the tables in ``results_dir``."""
     from harness.data import dataset_digest
     from harness.grid import expand, tsne_cells
     from harness.profiles import load_profile
 
-    profile = load_profile(args.profile, args.params)
-    results = Path(args.results)
+    profile = load_profile(profile_name, params)
+    results = Path(results_dir)
     hint = "run `python -m harness aggregate` first"
     numbers = ["level", "best_f1_mean", "best_f1_std", "selected_f1_mean", "selected_f1_std", "majority_f1"]
     summary = read_csv(results / "summary.csv", "summary table", hint,
                        ["model", "dataset", "pooling", "mode", "position", *numbers], numeric=numbers)
     cells = read_csv(results / "cells.csv", "cells table", hint, ["config_hash", "best_test_f1"], numeric=["best_test_f1"])
-    print(plot_f1_vs_level(summary, Path(args.out) / "f1_vs_level.png"))
+    print(plot_f1_vs_level(summary, Path(out_dir) / "f1_vs_level.png"))
     if profile.tsne is None:
         print(f"profile {profile.name!r} has no tsne entry: Figure 1 skipped", file=sys.stderr)
-        return 0
+        return
     chosen = choose_tsne_cells(tsne_cells(profile, expand(profile)), cells)
-    tsne_figure(chosen, args.cells, Path(args.out) / "tsne.png", results / "tsne.json",
-                dataset_digest(profile.tsne.dataset, args.data_dir), max_points=args.max_points)
-    print(Path(args.out) / "tsne.png")
-    return 0
+    tsne_figure(chosen, cells_dir, Path(out_dir) / "tsne.png", results / "tsne.json",
+                dataset_digest(profile.tsne.dataset, data_dir), max_points=max_points)
+    print(Path(out_dir) / "tsne.png")

@@ -7,7 +7,6 @@ by hand. ``python -m harness report`` (the pipeline's last stage) writes it.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from collections.abc import Iterable
@@ -346,12 +345,12 @@ def build_report(results_dir: Path = Path("results"), paper_csv: Path = Path("cl
     return "\n".join(parts)
 
 
-def report_cli(args: argparse.Namespace) -> int:
+def write_report(*, results_dir: str | Path, paper_tables: str | Path, params: str | Path, out: str | Path) -> None:
+    """``build_report`` written to ``out``, naming the ``profile:`` of ``params`` ("?" where there is none)."""
     from harness.profiles import read_params
 
-    profile = read_params(args.params).get("profile", "?") if Path(args.params).exists() else "?"
-    check_writable(Path(args.out).parent)
-    text = build_report(Path(args.results_dir), Path(args.paper_tables), profile=profile)
-    write_text_atomic(args.out, text)
-    print(f"wrote {args.out}")
-    return 0
+    profile = read_params(params).get("profile", "?") if Path(params).exists() else "?"
+    check_writable(Path(out).parent)
+    text = build_report(Path(results_dir), Path(paper_tables), profile=profile)
+    write_text_atomic(out, text)
+    print(f"wrote {out}")

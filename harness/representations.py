@@ -41,7 +41,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from harness import BadInput
-from harness.data import Encoded
+from harness.prepare import Encoded
 from harness.models import pool
 from harness.train import EVAL_TOKENS, collate, token_budget_batches
 

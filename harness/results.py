@@ -262,3 +262,17 @@ def keep_records(cells: Iterable[CellConfig], digests: dict[str, str], cells_dir
             write_atomic(Path(dest) / source.name, lambda handle, s=source: handle.write(s.read_bytes()))
             kept += 1
     return kept
+
+
+def keep_profile(profile_name: str | None, *, params: str | Path, cells_dir: str | Path, dest: str | Path | None,
+                 data_dir: str | Path) -> None:
+    """``keep_records`` for the profile of ``params`` named ``profile_name`` (None: its ``profile:`` key), into
+    ``dest`` (None: results/records/<profile>)."""
+    from harness.grid import dataset_digests, expand
+    from harness.profiles import load_profile
+
+    profile = load_profile(profile_name, params)
+    cells = expand(profile)
+    dest = dest or f"results/records/{profile.name}"
+    kept = keep_records(cells, dataset_digests(cells, data_dir), cells_dir, dest)
+    print(f"profile {profile.name}: {kept} of {len(cells)} records copied to {dest}", file=sys.stderr)

@@ -32,9 +32,9 @@ from sklearn.metrics import accuracy_score, f1_score
 from torch import nn
 from tqdm.auto import tqdm
 
-from harness.data import Encoded
 from harness.models import head_logits, head_parameters, sentence_vector
 from harness.optim import Optimiser
+from harness.prepare import Encoded
 
 MEGA_BATCHES = 50  # batches per length-sorted chunk: wide enough to group lengths, narrow enough to stay random
 EVAL_TOKENS = 2048  # padded tokens per evaluation batch: measured fastest on 2 CPU cores (cache-sized)

@@ -21,8 +21,9 @@ from harness import cost as hc
 from harness import performance_doc as hp
 from harness.cli import main as cli_main
 from harness.config import CellConfig
-from harness.data import dataset_spec, encode, make_splits
+from harness.data import dataset_spec
 from harness.models import load_classifier
+from harness.prepare import encode, make_splits
 from harness.train import TrainSettings, length_bucketed_batches, train_and_evaluate
 
 ROOT = Path(__file__).resolve().parents[1]

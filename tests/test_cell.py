@@ -11,8 +11,9 @@ import torch
 from harness.cell import run_cell
 from harness.cli import main
 from harness.config import METHOD_VERSION, CellConfig, cell_identity
-from harness.data import Encoded, dataset_digest, prepare
+from harness.data import dataset_digest
 from harness.models import load_classifier, sentence_vector
+from harness.prepare import Encoded, prepare
 from harness.train import (
     TrainSettings,
     length_bucketed_batches,

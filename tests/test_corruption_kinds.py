@@ -604,7 +604,7 @@ def test_strength_is_a_number_however_spelled_and_the_clean_cell_is_one_cell():
 
 
 def _encoded(n: int, seed: int):
-    from harness.data import Encoded
+    from harness.prepare import Encoded
 
     rng = np.random.default_rng(seed)
     lengths = rng.integers(4, 12, size=n)

@@ -1,4 +1,4 @@
-"""harness.data: Table-1 splits on the real data, tokenisation, the token cache, and bad input."""
+"""harness.data and .prepare: Table-1 splits on the real data, tokenisation, the token cache, and bad input."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from transformers import AutoTokenizer
 
 from harness import BadInput
 from harness import data as hd
-from harness.data import DATASETS, dataset_spec, encode, load_raw, make_splits, prepare
+from harness import prepare as hp
+from harness.data import DATASETS, dataset_spec, load_raw
 from harness.models import minilm_dir
+from harness.prepare import encode, make_splits, prepare
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"  # ../shared beside the repo (CI has it too)
 SINGLE = [name for name, spec in DATASETS.items() if not spec.is_pair]
@@ -25,7 +27,7 @@ def tokenizer():
     return AutoTokenizer.from_pretrained(minilm_dir())
 
 
-def quiet_splits(name: str, **kwargs) -> hd.Splits:
+def quiet_splits(name: str, **kwargs) -> hp.Splits:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return make_splits(name, DATA, **kwargs)
@@ -173,7 +175,7 @@ def test_second_prepare_hits_the_cache(tokenizer, tmp_path):
     second = prepare("sst2", counting, **args)
     assert counting.calls == 3
     for split in ("train", "validation", "test"):
-        for field in hd.ENCODED_FIELDS:
+        for field in hp.ENCODED_FIELDS:
             assert np.array_equal(getattr(getattr(first, split), field), getattr(getattr(second, split), field))
     assert [p.suffix for p in tmp_path.iterdir()] == [".npz"]  # no temporary file left behind
     prepare("sst2", counting, **{**args, "max_length": 32})  # another key: tokenised afresh
@@ -206,7 +208,7 @@ def test_a_killed_write_leaves_no_cache_file(tokenizer, tmp_path, monkeypatch):
         handle.write(b"half a file")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(hd.np, "savez", killed)
+    monkeypatch.setattr(hp.np, "savez", killed)
     with pytest.raises(KeyboardInterrupt):
         prepare("rte", tokenizer, data_dir=DATA, n_train=20, n_test=10, cache_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []

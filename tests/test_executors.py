@@ -26,6 +26,7 @@ import yaml
 
 import executor_fakes as fakes
 from harness import BadInput
+from harness import cluster as cl
 from harness import executors as ex
 from harness.cli import main as cli_main
 from harness.config import cell_identity
@@ -99,13 +100,13 @@ def grid_args(ci: dict, out: Path, *extra: str) -> list[str]:
 def count_writes(monkeypatch) -> Counter:
     """Count the records the Ray driver writes, per cell."""
     writes: Counter = Counter()
-    real = ex.write_files
+    real = cl.write_files
 
     def counting(out_dir, files):
         writes.update(name for name, _ in files if name.endswith(".json"))
         real(out_dir, files)
 
-    monkeypatch.setattr(ex, "write_files", counting)
+    monkeypatch.setattr(cl, "write_files", counting)
     return writes
 
 
@@ -199,9 +200,9 @@ def test_estimate_prints_n_gpus_packing_and_the_slurm_limit(tmp_path, capsys):
     assert re.search(r"^predicted_wall_hours=\d+\.\d+ predicted_wall_hours_packed=\d+\.\d+$", out, re.MULTILINE)
     work = ex.Work(todo=fakes.fake_cells(2), run=fakes.FakeCell(), is_done=fakes.RecordExists(str(tmp_path)),
                    out_dir=tmp_path, init_worker=fakes.no_setup, data_dir=DATA)
-    assert ex.slurm_timeout_min(work, ex.SlurmSettings(gpu_type="a100")) >= 10  # timeout_min: null
+    assert cl.slurm_timeout_min(work, ex.SlurmSettings(gpu_type="a100")) >= 10  # timeout_min: null
     with pytest.raises(BadInput, match="needs timeout_min, or gpu_type"):
-        ex.slurm_timeout_min(work, ex.SlurmSettings())
+        cl.slurm_timeout_min(work, ex.SlurmSettings())
 
 
 # ---------------------------------------------------------------- local: one worker per GPU

@@ -1,8 +1,9 @@
 """METHOD_VERSION must move when the method's code does: a record is never reused across methods.
 
-The method modules' code (harness/corrupt.py, models.py, train.py, optim.py, data.py, cell.py,
-config.py; comments, docstrings and layout excluded) has a digest recorded per METHOD_VERSION in
-harness/method_digests.json. When the code changes, this test fails until a developer decides:
+The method modules' code (harness/corrupt.py, models.py, train.py, optim.py, data.py, prepare.py,
+cell.py, config.py; comments, docstrings and layout excluded) has a digest recorded per
+METHOD_VERSION in harness/method_digests.json. When the code changes, this test fails until a
+developer decides:
   * the change can alter a cell's numbers: bump METHOD_VERSION in harness/config.py (every cell
     then gets a new identity and is recomputed), then `python -m harness method-digest --write`;
   * it cannot (a refactor): just `python -m harness method-digest --write`.

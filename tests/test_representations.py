@@ -156,8 +156,8 @@ def test_probe_accuracy_reads_separable_labels_and_not_random_ones():
 
 @pytest.fixture(scope="module")
 def tiny_encoded():
-    """Twelve tokenised sentences of different lengths, as ``harness.data.Encoded``."""
-    from harness.data import Encoded
+    """Twelve tokenised sentences of different lengths, as ``harness.prepare.Encoded``."""
+    from harness.prepare import Encoded
     from harness.models import load_classifier
 
     tokenizer = load_classifier("tiny-bert", 2)[1]
