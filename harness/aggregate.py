@@ -208,7 +208,8 @@ def aggregate(profile_name: str, cells: Sequence[CellConfig], cells_dir: str | P
 def aggregate_profile(profile_name: str | None, *, params: str | Path, cells_dir: str | Path, out_dir: str | Path,
                       data_dir: str | Path) -> None:
     """``aggregate`` for the profile of ``params`` named ``profile_name`` (None: its ``profile:`` key)."""
-    from harness.grid import dataset_digests, expand
+    from harness.expand import expand
+    from harness.grid import dataset_digests
     from harness.profiles import load_profile
 
     profile = load_profile(profile_name, params)

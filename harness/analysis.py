@@ -176,7 +176,7 @@ def analyse(profile_name: str | None = None, *, params: str | Path = "params.yam
     ``analysis.json`` and the two figures. None (and nothing written) if the profile has no ``analysis:``."""
     from harness.config import METHOD_VERSION
     from harness.data import dataset_digest
-    from harness.grid import analysis_cells, expand
+    from harness.expand import analysis_cells, expand
     from harness.plots import plot_cka_heatmap, plot_layer_measures
     from harness.profiles import load_profile
     from harness.results import read_record, versions

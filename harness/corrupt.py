@@ -62,7 +62,7 @@ import torch
 from torch import nn
 
 from harness import BadInput
-from harness.config import COMPONENTS, CORRUPTIONS, check_corruption
+from harness.config import CORRUPTIONS, check_corruption
 
 POSITIONS = ("bottom", "top")
 ROUNDINGS = ("floor", "ceil", "nearest")

@@ -327,7 +327,7 @@ def print_estimate(profile_name: str | None, *, params: str | Path, bench_json: 
                    pack: int, cells_per_task: int, data_dir: str | Path) -> None:
     """The predicted wall time of a profile of ``params`` (None: its ``profile:`` key), per model, here and on
     ``gpus`` GPUs; rates from ``bench_json``, or measured now where it is missing or ``recalibrate``."""
-    from harness.grid import expand
+    from harness.expand import expand
     from harness.profiles import load_profile
 
     profile = load_profile(profile_name, params)

@@ -308,7 +308,7 @@ def plot_profile(profile_name: str | None, *, params: str | Path, results_dir: s
                  out_dir: str | Path, max_points: int, data_dir: str | Path) -> None:
     """Both figures of a profile of ``params`` (None: its ``profile:`` key), from the tables in ``results_dir``."""
     from harness.data import dataset_digest
-    from harness.grid import expand, tsne_cells
+    from harness.expand import expand, tsne_cells
     from harness.profiles import load_profile
 
     profile = load_profile(profile_name, params)

@@ -236,7 +236,7 @@ def load_profile(name: str | None = None, params_path: str | Path = "params.yaml
     analysis = parse_analysis(raw["analysis"]) if raw.get("analysis") else None
     profile = Profile(name=name, blocks=blocks, tsne=tsne, analysis=analysis)
     if tsne is not None or analysis is not None:
-        from harness.grid import analysis_cells, expand, tsne_cells
+        from harness.expand import analysis_cells, expand, tsne_cells
 
         cells = expand(profile)  # fail now, not after the grid, if Figure 1's or the analysis' cells are missing
         tsne_cells(profile, cells)

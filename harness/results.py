@@ -268,7 +268,8 @@ def keep_profile(profile_name: str | None, *, params: str | Path, cells_dir: str
                  data_dir: str | Path) -> None:
     """``keep_records`` for the profile of ``params`` named ``profile_name`` (None: its ``profile:`` key), into
     ``dest`` (None: results/records/<profile>)."""
-    from harness.grid import dataset_digests, expand
+    from harness.expand import expand
+    from harness.grid import dataset_digests
     from harness.profiles import load_profile
 
     profile = load_profile(profile_name, params)

@@ -63,7 +63,7 @@ def good_record(config: CellConfig, digest: str, f1: float) -> dict:
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> Path:
     """params.yaml, data/sst2, results/cells/ with the profile's two (made-up) records, results/*.csv."""
-    from harness.grid import expand
+    from harness.expand import expand
     from harness.profiles import load_profile
 
     root = tmp_path_factory.mktemp("template")

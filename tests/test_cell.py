@@ -142,7 +142,7 @@ def test_pair_task_probe_and_mean_pooling_cell(dirs):
     config = CellConfig(model="tiny-bert", dataset="rte", fraction=1.0, pooling="mean", mode="probe", **TINY)
     record = run_cell(config, save_features=True, **dirs)
     assert record["config"]["position"] == "all" and record["n_corrupted"] == 4
-    features = np.load(dirs["out_dir"] / f"{record['identity']}.features.npz")
+    features = np.load(dirs["out_dir"] / f"{record['identity']}.vectors.npz")
     assert features["features"].shape == (32, 32) and features["labels"].shape == (32,)
 
 

@@ -32,10 +32,9 @@ import harness.corrupt
 from harness import BadInput
 from harness.cell import run_cell
 from harness.cli import main
-from harness.config import IDENTITY_DEFAULTS, CellConfig, cell_identity
+from harness.config import COMPONENTS, IDENTITY_DEFAULTS, CellConfig, cell_identity
 from harness.corrupt import (
     BITFLIP_BLOCK_BITS,
-    COMPONENTS,
     INITS,
     KINDS,
     POSITIONS,
@@ -47,7 +46,7 @@ from harness.corrupt import (
     layer_component,
     layers_to_corrupt,
 )
-from harness.grid import describe, expand
+from harness.expand import describe, expand
 from harness.models import load_classifier, sentence_vector
 from harness.profiles import load_profile
 from harness.train import TrainSettings, train_and_evaluate

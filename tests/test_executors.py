@@ -30,9 +30,8 @@ from harness import cluster as cl
 from harness import executors as ex
 from harness.cli import main as cli_main
 from harness.config import cell_identity
-from harness.grid import (CellRunner, DoneCheck, _init_worker, dataset_digests, describe, expand, prepare_data,
-                          run_grid)
-from harness.grid import tsne_cells
+from harness.expand import describe, expand, tsne_cells
+from harness.grid import CellRunner, DoneCheck, _init_worker, dataset_digests, prepare_data, run_grid
 from harness.profiles import load_profile
 from harness.results import read_record
 
@@ -87,7 +86,7 @@ def assert_same_as_local(ci: dict, out: Path, cells=None) -> None:
         assert scores(here) == scores(there), describe(config)
         assert here["device"] == "cpu (1 threads)"
         if config.hash in ci["features"]:  # Figure 1's features travelled back with the record
-            npz = name.removesuffix(".json") + ".features.npz"
+            npz = name.removesuffix(".json") + ".vectors.npz"
             with np.load(out / npz) as a, np.load(ci["root"] / "local" / npz) as b:
                 assert np.array_equal(a["features"], b["features"])
 

@@ -15,7 +15,8 @@ import yaml
 from harness import BadInput
 from harness.config import METHOD_VERSION, CellConfig, cell_identity
 from harness.corrupt import layers_to_corrupt
-from harness.grid import dataset_digests, describe, expand, is_done, run_grid, tsne_cells
+from harness.expand import describe, expand, tsne_cells
+from harness.grid import dataset_digests, is_done, run_grid
 from harness.profiles import load_profile
 from harness.results import RECORD_SCORES, RecordWarning, features_path, record_path, write_json_atomic
 

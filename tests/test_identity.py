@@ -16,7 +16,8 @@ from harness import BadInput, Unwritable
 from harness.cli import main
 from harness.config import INT_FIELDS, CellConfig, cell_identity
 from harness.data import dataset_digest
-from harness.grid import expand, is_done
+from harness.expand import expand
+from harness.grid import is_done
 from harness.profiles import load_profile
 from harness.results import (RECORD_SCORES, RecordWarning, cell_record, read_record, record_path, write_atomic,
                              write_json_atomic, write_text_atomic)
