@@ -13,13 +13,14 @@ from harness.cli import main
 from harness.config import METHOD_VERSION, CellConfig, cell_identity
 from harness.data import dataset_digest
 from harness.models import load_classifier, sentence_vector
-from harness.prepare import Encoded, prepare
+from harness.prepare import prepare
 from harness.train import (
     TrainSettings,
     length_bucketed_batches,
     token_budget_batches,
     train_and_evaluate,
 )
+from fixtures import random_encoded
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 TINY = dict(n_train=64, n_test=32, n_val=16, epochs=2, lr=1e-3, batch_size=16, max_length=32)
@@ -74,20 +75,12 @@ def test_mean_pooling_ignores_padding_and_cls():
     assert torch.allclose(alone[0], batched[0], atol=1e-5)
 
 
-def _encoded(n: int, seed: int) -> Encoded:
-    rng = np.random.default_rng(seed)
-    lengths = rng.integers(4, 12, size=n)
-    ids = rng.integers(1000, 2000, size=lengths.sum()).astype(np.int32)
-    return Encoded(ids, np.zeros(len(ids), np.int8), np.concatenate([[0], np.cumsum(lengths)]),
-                   rng.integers(0, 2, size=n))
-
-
 @pytest.mark.parametrize("name", ["tiny-bert", "tiny-distilbert"])
 def test_linear_probe_trains_only_the_head(name):
     model, _ = load_classifier(name, 2, seed=0)
     body_before = {k: v.clone() for k, v in model.base_model.state_dict().items()}
     head_before = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith(model.base_model_prefix)}
-    data = _encoded(48, 0)
+    data = random_encoded(48, 0)
     outcome = train_and_evaluate(model, data, data, data, TrainSettings(lr=1e-2, epochs=2, batch_size=8, mode="probe"),
                                  pad_id=0, device=torch.device("cpu"), progress=False)
     assert len(outcome.epochs) == 2

@@ -50,6 +50,7 @@ from harness.expand import describe, expand
 from harness.models import load_classifier, sentence_vector
 from harness.profiles import load_profile
 from harness.train import TrainSettings, train_and_evaluate
+from fixtures import random_encoded
 from test_corrupt import LAYERS, SCOPES, Spec, scrambled, snapshot
 
 REPO = Path(__file__).resolve().parents[1]
@@ -602,16 +603,6 @@ def test_strength_is_a_number_however_spelled_and_the_clean_cell_is_one_cell():
 # ---------------------------------------------------------------- probe dropout
 
 
-def _encoded(n: int, seed: int):
-    from harness.prepare import Encoded
-
-    rng = np.random.default_rng(seed)
-    lengths = rng.integers(4, 12, size=n)
-    ids = rng.integers(1000, 2000, size=lengths.sum()).astype(np.int32)
-    return Encoded(ids, np.zeros(len(ids), np.int8), np.concatenate([[0], np.cumsum(lengths)]),
-                   rng.integers(0, 2, size=n))
-
-
 @pytest.mark.parametrize("name", ["tiny-bert", "tiny-distilbert"])
 def test_the_frozen_body_in_train_mode_gives_another_vector_every_pass(name):
     model, tokenizer = load_classifier(name, 2)
@@ -627,7 +618,7 @@ def test_the_frozen_body_in_train_mode_gives_another_vector_every_pass(name):
 
 def _probe(name: str, probe_dropout: bool, seed: int = 0):
     model, _ = load_classifier(name, 2, seed=0)
-    data = _encoded(48, 0)
+    data = random_encoded(48, 0)
     settings = TrainSettings(lr=1e-2, epochs=2, batch_size=8, mode="probe", seed=seed, probe_dropout=probe_dropout)
     outcome = train_and_evaluate(model, data, data, data, settings, pad_id=0, device=torch.device("cpu"), progress=False)
     scores = [{k: v for k, v in e.as_record().items() if k != "train_seconds"} for e in outcome.epochs]
