@@ -127,9 +127,11 @@ def compare_cells(cells: list[CellVectors], within: pd.DataFrame) -> list[dict]:
                     rows.append(_row(cell, layer, pooling, "after", "cka", float(np.mean(
                         [linear_cka(after, o.layers["after", pooling][layer]) for o in others])), reference="clean"))
                     mine = _pairs(within, cell.setting, cell.seed, layer, pooling)
-                    rows.append(_row(cell, layer, pooling, "after", "spatial_similarity", float(np.nanmean(
-                        [spatial_similarity(mine, _pairs(within, "clean", o.seed, layer, pooling)) for o in others]
-                    )) if len(mine) >= 2 else math.nan, reference="clean"))
+                    similarities = [spatial_similarity(mine, _pairs(within, "clean", o.seed, layer, pooling))
+                                    for o in others]
+                    defined = [s for s in similarities if math.isfinite(s)]  # NaN: fewer than 3 labels, or no gap
+                    rows.append(_row(cell, layer, pooling, "after", "spatial_similarity",
+                                     float(np.mean(defined)) if defined else math.nan, reference="clean"))
     return rows
 
 

@@ -86,12 +86,13 @@ def reading(meta: dict, table: pd.DataFrame) -> list[str]:
         after_clean = _mean(table, setting, "cka_to_clean", corrupted)
         clean_same = _mean(table, "clean", "cka_to_clean", corrupted)
         final = _mean(table, setting, "cka_to_clean", last)
-        verdict = ("close to" if after_clean >= clean_same - 0.05 else "below")
+        gap = after_clean - clean_same
         lines.append(
             f"- **{setting} {k}/{n_layers}** (layers {corrupted.start}–{corrupted.stop - 1} re-initialised): before "
             f"fine-tuning these layers keep CKA {_number(before, 3)} to the pretrained model; after it, CKA "
-            f"{_number(after_clean, 3)} to the clean fine-tuned model, {verdict} the clean seed-to-seed value "
-            f"{_number(clean_same, 3)} for the same layers. At the last layer: {_number(final, 3)} (baseline "
+            f"{_number(after_clean, 3)} to the clean fine-tuned model, {abs(gap):.3f} {'below' if gap < 0 else 'above'} "
+            f"the clean seed-to-seed value {_number(clean_same, 3)} for the same layers. At the last layer: "
+            f"{_number(final, 3)} (baseline "
             f"{_number(baseline, 3)}). Test F1 of these cells: "
             + ", ".join(f"{_number(c['best_test_f1'])}" for c in meta.get("cells", []) if c["setting"] == setting) + ".")
     if "100%" in set(table["setting"]):
@@ -128,6 +129,16 @@ def eval_fraction(text: str) -> float:
     return float(Fraction(text))
 
 
+def claim5_lines(folder: Path) -> list[str]:
+    """Claim 5 (``harness.claims.separation_order``) on this analysis, stratum by stratum."""
+    from harness.claims import separation_order
+    from harness.sources import load_analysis
+
+    found = separation_order(load_analysis(folder / "analysis.csv"), "results")
+    return ["- **Claim 5** (final-layer separation orders clean ≥ top > bottom ≥ 100%) on these cells: "
+            + "; ".join(f"{c.stratum} **{c.verdict}**" for c in found) + "."]
+
+
 def analysis_block(folder: Path, plots: Path, heading: str) -> list[str]:
     found = _read_analysis(folder)
     if found is None:
@@ -147,6 +158,7 @@ def analysis_block(folder: Path, plots: Path, heading: str) -> list[str]:
         f"![Separation, probe accuracy and movement per layer]({(plots / 'layers.png').as_posix()})",
         "",
         *reading(meta, table),
+        *claim5_lines(folder),
         "",
         "Per layer (means over seeds; layer emb = the embeddings' output; CKA to clean FT: to the clean fine-tuned "
         "model of every other seed; separation: mean minimum margin width, 0 = not linearly separable):",
