@@ -41,8 +41,24 @@ def variant_label(row) -> str:
     return " ".join(part for part in (name, component, f"({setting})") if part)
 
 
+KIND_ORDER = ("reinit", "noise", "shuffle", "zero", "bitflip")
+SETTING_ORDER = ("none", "top", "bottom", "all")
+
+
+def _order(row) -> tuple:
+    """Reading order: clean; then top, bottom, 100%; within each, re-init then the other kinds, then components."""
+    component = row.get("component") or "all"
+    strength = row.get("strength")
+    strength = 0.0 if strength is None or (isinstance(strength, float) and math.isnan(strength)) else float(strength)
+    return (row["mode"] != "full", SETTING_ORDER.index(row["position"]), component != "all",
+            list(COMPONENT_LABELS).index(component) if component in COMPONENT_LABELS else 9,
+            KIND_ORDER.index(row.get("corruption") or "reinit"), strength)
+
+
 def with_variants(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.assign(variant=[variant_label(row) for _, row in frame.iterrows()])
+    """The cells with a ``variant`` label, in reading order."""
+    ordered = frame.assign(order=[_order(row) for _, row in frame.iterrows()]).sort_values("order", kind="stable")
+    return ordered.assign(variant=[variant_label(row) for _, row in ordered.iterrows()]).drop(columns="order")
 
 
 @dataclass(frozen=True)
@@ -75,7 +91,10 @@ def heals(frame: pd.DataFrame, rule: DecisionRule = DEFAULT_RULE) -> list[Healin
             decision = decide(scores, clean_by_seed, float(part["n_test"].min()), rule, equivalence_refutes=True)
             verdict = {Verdict.SUPPORTED: "does not heal fully", Verdict.INCONCLUSIVE: "undecided"}.get(
                 decision.verdict, "heals fully")
-            detail = decision.detail + (f"; {diverged} run(s) diverged" if diverged else "")
+            detail = decision.detail
+            if diverged:  # a run that diverged did not heal, whatever the others did
+                verdict = f"mixed: {diverged} of {len(part)} runs diverged; the others {verdict}"
+                detail = f"the {len(usable)} finite run(s): {detail}"
         found.append(Healing(variant, float(usable[SCORE].mean()), float(usable[SCORE].std()), gap, len(usable),
                              diverged, verdict, detail))
     return found
@@ -87,7 +106,9 @@ def compare(frame: pd.DataFrame, first: str, second: str, rule: DecisionRule = D
     runs = {name: dict(zip(part["seed"].astype(int), part[SCORE].astype(float)))
             for name, part in full[full[SCORE].notna()].groupby("variant") if name in (first, second)}
     if len(runs) < 2:
-        return {"first": first, "second": second, "difference": math.nan, "reading": "not both run"}
+        ran = set(full["variant"])
+        why = "not both run" if not {first, second} <= ran else "no finite F1 on one side (every run diverged)"
+        return {"first": first, "second": second, "difference": math.nan, "reading": why}
     n_test = float(full["n_test"].min())
     decision = decide(runs[first], runs[second], n_test, rule)
     reading = {Verdict.SUPPORTED: f"{second} higher", Verdict.CONTRADICTED: f"{first} higher",

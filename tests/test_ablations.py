@@ -35,8 +35,8 @@ SHUFFLE = ("all", "shuffle", None, "all")
 
 def test_variant_labels_name_kind_strength_component_and_setting():
     frame = pd.DataFrame(_cells({CLEAN: [1.0], REINIT: [1.0], LAYERNORM: [1.0], NOISE: [1.0], BITFLIP: [1.0]}))
-    assert list(with_variants(frame)["variant"]) == ["clean", "re-init (100%)", "re-init LayerNorm only (100%)",
-                                                     "noise σ=1 (100%)", "bit-flip rate 1e-06 (100%)"]
+    assert list(with_variants(frame)["variant"]) == ["clean", "re-init (100%)", "noise σ=1 (100%)",
+                                                     "bit-flip rate 1e-06 (100%)", "re-init LayerNorm only (100%)"]
     probe = _cells({CLEAN: [1.0]}, mode="probe", probe_dropout=True)[0]
     assert variant_label(probe) == "probe, dropout on"
 
@@ -77,3 +77,12 @@ def test_claim4_is_judged_separately_with_the_probe_dropout_off_and_on():
     spread = {state: next(c for c in comparisons if c.stratum == "seed spread") for state, comparisons in found.items()}
     assert spread["off"].verdict is Verdict.CONTRADICTED  # the steady probe varies less than full fine-tuning
     assert spread["on"].verdict is Verdict.SUPPORTED      # the shaky one more
+
+
+def test_a_variant_with_some_diverged_runs_is_mixed_not_healed():
+    frame = pd.DataFrame(_cells({CLEAN: [84.0, 84.5, 83.8], BITFLIP: [84.1, math.nan, 83.9]}))
+    (healing,) = heals(frame)
+    assert healing.verdict.startswith("mixed: 1 of 3 runs diverged") and healing.seeds == 2
+    assert compare(frame, "bit-flip rate 1e-06 (100%)", "clean")["reading"] != "not both run"
+    only_nan = pd.DataFrame(_cells({CLEAN: [84.0, 84.5], BITFLIP: [math.nan, math.nan]}))
+    assert compare(only_nan, "clean", "bit-flip rate 1e-06 (100%)")["reading"].startswith("no finite F1")
