@@ -191,8 +191,8 @@ def _provenance(frame: pd.DataFrame, folder: Path) -> str:
 
     revisions = sorted(set(frame.get("revision", pd.Series(dtype=str)).dropna()))
     try:
-        date = subprocess.run(["git", "log", "-1", "--format=%cs", "--", str(folder)], capture_output=True, text=True,
-                              cwd=folder if folder.exists() else None, timeout=30).stdout.strip()
+        date = subprocess.run(["git", "log", "-1", "--format=%cs", "--", "."], capture_output=True, text=True,
+                              cwd=folder, timeout=30).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         date = ""
     return (f"profile `{folder.name}`, {len(frame)} records in `{folder.as_posix()}`, code "
