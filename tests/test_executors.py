@@ -478,10 +478,11 @@ def test_dvc_repro_with_the_ray_executor_and_a_change_of_run_recomputes_nothing(
     params["run"]["executor"] = "ray"
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     shutil.copytree(DATA, root / "data")
+    shutil.copytree(ROOT / "results" / "records", root / "results" / "records")  # the report's beyond-the-paper part
     _dvc("init", "--no-scm", "-q", cwd=root)
     shutil.copytree(ROOT / ".dvc" / "plots", root / ".dvc" / "plots", dirs_exist_ok=True)
     log = _dvc("repro", cwd=root)
-    for stage in ("prepare", "grid", "aggregate", "plots", "report"):
+    for stage in ("prepare", "grid", "aggregate", "plots", "analyse", "report"):
         assert f"Running stage '{stage}'" in log
     n = len(expand(load_profile("ci", PARAMS)))
     assert f"({n} run now, executor ray)" in log
