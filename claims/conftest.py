@@ -1,7 +1,7 @@
 """``pytest claims/``: the paper's findings as verdicts, on our results or on the paper's own tables.
 
     pytest claims/                                 # results/cells.csv (after `dvc repro`)
-    pytest claims/ --results PATH --metric selected
+    pytest claims/ --results PATH --metric best     # the paper's protocol (best epoch on test), a second reading
     pytest claims/ --source paper                  # claims/paper_tables.csv, the transcribed Tables 2-5
     pytest claims/ --verdicts-out verdicts.json    # the verdicts for the report
     pytest claims/ -k no_complete_recovery         # one claim's verdict
@@ -24,13 +24,11 @@ import pandas as pd
 import pytest
 
 from harness import BadInput
-from harness.claims import Comparison, evaluate_claims
-from harness.sources import load_analysis, load_source
-from harness.verdicts import ClaimVerdict, aggregate, verdicts_document
-from harness.convergence import diagnose, under_trained_slices
+from harness.claims import Comparison
 from harness.decision import Verdict
-from harness.integrity import Finding, integrity_findings
+from harness.integrity import Finding
 from harness.results import check_writable, write_text_atomic
+from harness.verdicts import ClaimVerdict, judge, verdicts_document
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -39,9 +37,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="results: our grid (default); paper: the paper's transcribed tables")
     group.addoption("--results", metavar="PATH", default=None,
                     help="results CSV for --source results (default: results/cells.csv)")
-    group.addoption("--metric", choices=["best", "selected"], default="best",
-                    help="best: best epoch on test, the paper's protocol (default); selected: epoch and lr "
-                         "chosen on validation, scored on test")
+    group.addoption("--metric", choices=["selected", "best"], default="selected",
+                    help="selected: epoch and lr chosen on validation, scored on test (default); best: the best "
+                         "epoch on test, the paper's protocol, a labelled second reading")
     group.addoption("--verdicts-out", metavar="PATH", default=None, help="also write the verdicts as JSON")
 
 
@@ -66,33 +64,19 @@ class ClaimSession:
 STATE = pytest.StashKey[ClaimSession]()
 
 
-def _convergence(source: str, path: str) -> pd.DataFrame:
-    """The convergence diagnostic of our grid (the paper's tables carry no training curves)."""
-    if source != "results":
-        return diagnose(pd.DataFrame())
-    return diagnose(pd.read_csv(path))
-
-
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Load and judge the source once; a missing or malformed file is one clear usage error."""
     config = session.config
     source, metric = config.getoption("source"), config.getoption("metric")
     path = config.getoption("results") if source == "results" else None
     try:
-        frame = load_source(source, path, metric)
-        diagnosis = _convergence(source, frame.attrs["path"])
         if config.getoption("verdicts_out"):  # fail now, not after every test has run
             check_writable(Path(config.getoption("verdicts_out")).parent)
-        # claim 5 reads the representation analysis beside the results file (the paper has only pictures)
-        separation = load_analysis(Path(frame.attrs["path"]).with_name("analysis.csv")) if source == "results" else None
+        found = judge(source, path, metric)
     except BadInput as error:
         raise pytest.UsageError(str(error)) from None
-    comparisons = evaluate_claims(frame, source, under_trained=under_trained_slices(diagnosis), separation=separation)
-    notes = list(frame.attrs["notes"])
-    if source == "results" and diagnosis.empty:
-        notes.append("no training curves in the results file: the convergence diagnostic could not run")
-    config.stash[STATE] = ClaimSession(source, frame.attrs["path"], metric, comparisons, aggregate(comparisons),
-                                       integrity_findings(frame), notes, diagnosis.to_dict("records"))
+    config.stash[STATE] = ClaimSession(found.source, found.path, metric, found.comparisons, found.verdicts,
+                                       found.findings, found.notes, found.diagnosis.to_dict("records"))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -157,7 +141,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
                              + (f", metric {state.metric}" if state.source == "results" else "") + ")")
     shown = [v for claim, v in state.verdicts.items() if claim in state.ran]
     for verdict in shown:
-        write(f"{verdict.claim} — headline = weakest stratum ({verdict.detail})")
+        write(f"{verdict.claim} — {verdict.detail}")
         for stratum in verdict.strata:
             write(f"    {stratum.name:<28} {stratum.verdict:<13} supported {stratum.supported} / contradicted "
                   f"{stratum.contradicted} / inconclusive {stratum.inconclusive}")

@@ -105,13 +105,16 @@ SELECTION = {"best": Selection("best_test_f1", "best_test_f1"),  # the paper's: 
              "selected": Selection("selected_test_f1", "selected_val_f1")}  # held out: validation chooses
 
 
-def choose_lr(cells: pd.DataFrame, metric: str = "best") -> pd.DataFrame:
-    """The rows of ``cells`` at the one lr chosen per slice and setting: the highest seed mean of the
-    protocol's chooser (ties: the smallest lr; NaN scores, i.e. diverged runs, are left out of the mean)."""
+def choose_lr(cells: pd.DataFrame, metric: str = "selected") -> pd.DataFrame:
+    """The rows of ``cells`` at the one lr chosen per slice and setting: the fewest diverged seeds (NaN
+    scores), then the highest seed mean of the protocol's chooser, then the smallest lr. A diverged seed
+    counts against its lr: an lr whose seeds mostly diverged never wins on its one survivor."""
     chooser = SELECTION[metric].chooser
     keys = SLICE + ["position", "level"]
-    means = cells.groupby(keys + ["lr"], as_index=False)[chooser].mean()
-    ranked = means.sort_values("lr").sort_values(chooser, ascending=False, na_position="last", kind="stable")
+    means = cells.groupby(keys + ["lr"], as_index=False).agg(
+        mean=(chooser, "mean"), diverged=(chooser, lambda f1: int(f1.isna().sum())))
+    ranked = (means.sort_values("lr").sort_values("mean", ascending=False, na_position="last", kind="stable")
+              .sort_values("diverged", kind="stable"))
     chosen = pd.MultiIndex.from_frame(ranked.drop_duplicates(keys)[keys + ["lr"]])
     return cells[pd.MultiIndex.from_frame(cells[keys + ["lr"]]).isin(chosen)]
 

@@ -28,6 +28,7 @@ from harness.data import dataset_digest, dataset_spec
 from harness.memory import rss_peak
 from harness.models import load_classifier
 from harness.precision import detect_hardware
+from harness.predictions import encode_labels
 from harness.prepare import PreparedData, prepare
 from harness.representations import ANALYSIS_EXAMPLES, first_examples, layer_vectors
 from harness.results import (cell_record, check_writable, claim, features_path, record_path as identity_path, versions,
@@ -194,6 +195,8 @@ def _compute(config: CellConfig, spec, data_digest: str, path: Path, *, data_dir
         **_peak_memory(device, memory),
         "data": {"n_train": len(data.train), "n_val": len(data.validation), "n_test": len(data.test),
                  "notes": list(data.notes)},
+        # the true labels, once; each epoch holds the predicted ones (harness.predictions)
+        "labels": {"val": encode_labels(data.validation.labels), "test": encode_labels(data.test.labels)},
         "versions": versions(),
         "hardware": {**detect_hardware(device).to_dict(), "summary": detect_hardware(device).describe()},
         "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else

@@ -35,13 +35,15 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Collection, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
-from harness.decision import DEFAULT_RULE, DecisionRule, Verdict, decide, resampled_p_values
+from harness.decision import (DEFAULT_RULE, DecisionRule, Runs, Verdict, Vote, claim_verdict, decide,
+                              resampled_p_values)
 from harness.sources import GROUP, POSITIONS, SLICE_KEY, TIDY
 
 
@@ -65,11 +67,22 @@ class Comparison:
     stratum: str = ""
     provisional: bool = False  # drawn from an under-trained slice
     mdd: float | None = None  # minimum detectable difference (INCONCLUSIVE: underpowered or equal?)
+    p_support: float = 1.0
+    p_contradict: float = 1.0
 
     @property
     def id(self) -> str:
         """Readable pytest id, e.g. ``T2/base/sst2/bottom25<clean``."""
         return "/".join(self.ids[key] for key in ("table", "model", "dataset", "comparison"))
+
+    @property
+    def unit(self) -> str:
+        """What votes once: the same model, dataset and comparison read from two poolings or two copies of
+        a table is one piece of evidence (``harness.decision.claim_verdict``)."""
+        return "/".join(self.ids[key] for key in ("model", "dataset", "comparison"))
+
+    def vote(self) -> Vote:
+        return Vote(self.stratum, self.unit, self.verdict, self.p_support, self.p_contradict)
 
     def to_dict(self) -> dict:
         return {"claim": self.claim, "id": self.id, **asdict(self), "verdict": str(self.verdict)}
@@ -98,11 +111,18 @@ def _order(setting: Setting) -> tuple[float, int]:
 
 @dataclass(frozen=True)
 class Slice:
-    """One (table, model, dataset, pooling, mode): F1 by seed for each corruption setting."""
+    """One (table, model, dataset, pooling, mode): F1 by seed for each corruption setting, and where the
+    records hold them, each run's test predictions on the slice's one shared test set (``labels``)."""
 
     keys: dict[str, str]
     runs: dict[Setting, dict[int, float]] = field(repr=False)  # setting -> seed -> F1
     n_test: float
+    predictions: dict[Setting, dict[int, np.ndarray]] | None = field(default=None, repr=False)
+    labels: np.ndarray | None = field(default=None, repr=False)
+    floor: float | None = None  # the majority-class F1, where known
+
+    def evidence(self, setting: Setting) -> Runs:
+        return Runs(self.runs[setting], self.predictions.get(setting) if self.predictions else None)
 
     def levels(self, position: str) -> list[Setting]:
         return sorted((s for s in self.runs if s[0] == position), key=lambda s: s[1])
@@ -112,29 +132,54 @@ class Slice:
         return tuple(self.keys[k] for k in SLICE_KEY)
 
 
-def slices(frame: pd.DataFrame) -> Iterator[Slice]:
-    """The tidy frame's slices, in the frame's order (plain dicts: thousands of comparisons stay fast)."""
+def slices(frame: pd.DataFrame, predictions: Mapping[str, Prediction] | None = None) -> Iterator[Slice]:
+    """The tidy frame's slices, in the frame's order (plain dicts: thousands of comparisons stay fast).
+
+    ``predictions``: identity -> (test labels, predicted labels) of the frame's rows
+    (``harness.sources.load_predictions``); a slice gets them only when every one of its runs has them
+    on one and the same test set, else its test-set term is approximated from ``n_test``.
+    """
+    predictions = predictions or {}
     runs: dict[tuple, dict[Setting, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
+    predicted: dict[tuple, dict[Setting, dict[int, np.ndarray]]] = defaultdict(lambda: defaultdict(dict))
+    labels: dict[tuple, list[np.ndarray]] = defaultdict(list)
     n_test: dict[tuple, float] = {}
-    for row in frame[TIDY].itertuples(index=False):
+    floor: dict[tuple, list[float]] = defaultdict(list)
+    has_identity, has_floor = "identity" in frame.columns, "majority_f1" in frame.columns
+    for row in frame.itertuples(index=False):
         key = tuple(str(getattr(row, k)) for k in GROUP)
-        runs[key][(row.position, float(row.level))][int(row.seed)] = float(row.f1)
+        setting, seed = (row.position, float(row.level)), int(row.seed)
+        runs[key][setting][seed] = float(row.f1)
         n_test[key] = min(n_test.get(key, math.inf), float(row.n_test))
+        if has_floor and math.isfinite(float(row.majority_f1)):
+            floor[key].append(float(row.majority_f1))
+        found = predictions.get(str(row.identity)) if has_identity else None
+        if found is not None:
+            labels[key].append(found[0])
+            predicted[key][setting][seed] = found[1]
     for key, by_setting in runs.items():
-        yield Slice(dict(zip(GROUP, key)), dict(by_setting), n_test[key])
+        n_runs = sum(len(seeds) for seeds in by_setting.values())
+        shared = labels[key][0] if labels[key] else None
+        complete = (len(labels[key]) == n_runs and shared is not None
+                    and all(np.array_equal(shared, other) for other in labels[key]))
+        yield Slice(dict(zip(GROUP, key)), dict(by_setting), n_test[key],
+                    {s: dict(p) for s, p in predicted[key].items()} if complete else None,
+                    shared if complete else None, max(floor[key]) if floor[key] else None)
 
 
+# A run's evidence: (the test set's true labels, the run's predicted labels).
+Prediction = tuple[np.ndarray, np.ndarray]
 # A claim's predictions on one slice: (stratum, low, high), each meaning "F1(low) < F1(high)".
-Prediction = tuple[str, Setting, Setting]
+Ordering = tuple[str, Setting, Setting]
 
 
-def recovery_predictions(piece: Slice) -> list[Prediction]:
+def recovery_predictions(piece: Slice) -> list[Ordering]:
     """Claim 1: every corrupted setting below clean; one stratum per setting."""
     corrupted = sorted((s for s in piece.runs if s[0] != "none"), key=_order)
     return [(stratum_label(s), s, CLEAN) for s in corrupted]
 
 
-def degradation_predictions(piece: Slice) -> list[Prediction]:
+def degradation_predictions(piece: Slice) -> list[Ordering]:
     """Claim 2: consecutive steps along clean -> bottom (top) levels -> 100%; one stratum per step."""
     pairs: list[tuple[Setting, Setting]] = []
     for position in ("bottom", "top"):
@@ -143,7 +188,7 @@ def degradation_predictions(piece: Slice) -> list[Prediction]:
     return [(f"{stratum_label(less)} → {stratum_label(more)}", more, less) for less, more in pairs]
 
 
-def position_predictions(piece: Slice) -> list[Prediction]:
+def position_predictions(piece: Slice) -> list[Ordering]:
     """Claim 3: bottom below top at each level; one stratum per level."""
     levels = sorted({level for position, level in piece.runs if position in ("bottom", "top")})
     return [(f"{level:.0f}%", ("bottom", level), ("top", level)) for level in levels]
@@ -152,7 +197,7 @@ def position_predictions(piece: Slice) -> list[Prediction]:
 ORDERING = {CLAIMS[0]: recovery_predictions, CLAIMS[1]: degradation_predictions, CLAIMS[2]: position_predictions}
 
 
-def _compare(claim: str, piece: Slice, prediction: Prediction, rule: DecisionRule, source: str,
+def _compare(claim: str, piece: Slice, prediction: Ordering, rule: DecisionRule, source: str,
              provisional: bool) -> Comparison:
     stratum, low, high = prediction
     ids = {**piece.keys, "comparison": f"{setting_label(low)}<{setting_label(high)}"}
@@ -160,15 +205,17 @@ def _compare(claim: str, piece: Slice, prediction: Prediction, rule: DecisionRul
     missing = [setting_label(s) for s in (low, high) if s not in piece.runs]
     if missing:
         return Comparison(claim, ids, {}, Verdict.INCONCLUSIVE, f"no run for {' and '.join(missing)}", **common)
-    decision = decide(piece.runs[low], piece.runs[high], piece.n_test, rule,
-                      equivalence_refutes=claim in rule.equivalence_refutes)
+    # claims 1 and 2 predict a loss beyond the margin; claim 3 an order (``harness.decision``)
+    boundary = rule.equivalence_margin if claim in rule.equivalence_refutes else 0.0
+    decision = decide(piece.evidence(low), piece.evidence(high), piece.n_test, rule, boundary=boundary,
+                      labels=piece.labels, floor=piece.floor)
     if not decision.values:
         return Comparison(claim, ids, {}, decision.verdict, decision.detail, **common)
     values = dict(decision.values)
     values = {setting_label(low): values.pop("low"), setting_label(high): values.pop("high"), **values}
     scores = ", ".join(f"{setting_label(s)} {values[setting_label(s)]:.2f}" for s in (low, high))
     return Comparison(claim, ids, values, decision.verdict, f"{scores}: {decision.detail}", mdd=decision.mdd,
-                      **common)
+                      p_support=decision.p_support, p_contradict=decision.p_contradict, **common)
 
 
 def ordering_comparisons(claim: str, piece: Slice, rule: DecisionRule = DEFAULT_RULE, source: str = "",
@@ -176,17 +223,19 @@ def ordering_comparisons(claim: str, piece: Slice, rule: DecisionRule = DEFAULT_
     return [_compare(claim, piece, p, rule, source, provisional) for p in ORDERING[claim](piece)]
 
 
-# ---------------------------------------------------------------- claim 4: resampled instability
+# ---------------------------------------------------------------- claim 4: tests valid at 3 seeds
 
 
 def _ordering_pairs(piece: Slice) -> list[tuple[Setting, Setting]]:
-    """Every (low, high) prediction of claims 1-3 on the slice whose two settings both ran."""
-    return [(low, high) for predict in ORDERING.values() for _, low, high in predict(piece)
-            if low in piece.runs and high in piece.runs]
+    """Every (low, high) prediction of claims 1-3 on the slice whose two settings both ran, each once
+    (claims 1 and 2 both predict clean above the first level: one ordering, one vote)."""
+    pairs = [(low, high) for predict in ORDERING.values() for _, low, high in predict(piece)
+             if low in piece.runs and high in piece.runs]
+    return list(dict.fromkeys(pairs))
 
 
 def _violation_share(means: dict[Setting, np.ndarray], pairs: list[tuple[Setting, Setting]]) -> np.ndarray:
-    """Share of the predictions whose mean F1 goes the wrong way, for every column of ``means``."""
+    """Share of the predictions whose F1 goes the wrong way, for every column of ``means``."""
     wrong = np.stack([means[high] < means[low] for low, high in pairs])
     return wrong.mean(axis=0)
 
@@ -196,18 +245,25 @@ def _common_seeds(*pieces: Slice) -> list[int]:
     return sorted(set.intersection(*seed_sets)) if seed_sets else []
 
 
-def _resampled_means(piece: Slice, seeds: list[int], draws: np.ndarray) -> dict[Setting, np.ndarray]:
-    """Seed-mean F1 per setting for each resample; ``draws`` (resamples x n_seeds) index ``seeds``."""
-    return {s: np.array([runs[seed] for seed in seeds])[draws].mean(axis=1) for s, runs in piece.runs.items()}
+def sign_flip_p_values(differences: np.ndarray) -> tuple[float, float]:
+    """Exact one-sided p-values of 'mean > 0' and 'mean < 0' over every sign pattern of paired differences
+    (2^k patterns for k seeds: with 3 seeds no p-value goes below 1/8)."""
+    k = len(differences)
+    signs = np.array(np.meshgrid(*[[1.0, -1.0]] * k)).reshape(k, -1).T  # (2^k, k)
+    flipped = (signs * differences).mean(axis=1)
+    observed = float(differences.mean())
+    eps = 1e-12  # ties count on both sides
+    return float(np.mean(flipped >= observed - eps)), float(np.mean(flipped <= observed + eps))
 
 
-def _noise_means(piece: Slice, rng: np.random.Generator, resamples: int) -> dict[Setting, np.ndarray]:
-    """One run per value: each value redrawn with its test-set sampling error (a lower bound on noise)."""
+def _noise_means(piece: Slice, rng: np.random.Generator, resamples: int, run_sd: float) -> dict[Setting, np.ndarray]:
+    """One run per value: each value redrawn with the assumed run-to-run SD and its test-set error."""
     means = {}
     for s, runs in piece.runs.items():
         f1 = float(np.mean(list(runs.values())))
         p = min(max(f1 / 100.0, 0.0), 1.0)
-        means[s] = f1 + 100.0 * math.sqrt(p * (1 - p) / piece.n_test) * rng.standard_normal(resamples)
+        sd = math.sqrt(run_sd ** 2 + 1e4 * p * (1 - p) / piece.n_test)
+        means[s] = f1 + sd * rng.standard_normal(resamples)
     return means
 
 
@@ -219,60 +275,69 @@ def _violation_rate(probe: Slice, full: Slice, ids: dict, rule: DecisionRule, so
     if not pairs_probe or not pairs_full:
         return Comparison(CLAIMS[3], ids, {}, Verdict.INCONCLUSIVE, "no ordering to test in one of the two slices",
                           **common)
-    observed = {name: float(_violation_share({s: np.array([np.mean(list(r.values()))]) for s, r in piece.runs.items()},
-                                             pairs)[0])
-                for name, piece, pairs in (("probe", probe, pairs_probe), ("full", full, pairs_full))}
-    rng = np.random.default_rng(rule.resampling_seed)
     seeds = _common_seeds(probe, full)
     if len(seeds) >= 2:
-        draws = rng.integers(0, len(seeds), size=(rule.resamples, len(seeds)))
-        means = [_resampled_means(piece, seeds, draws) for piece in (probe, full)]
-        how = f"bootstrap over {len(seeds)} seeds, resampled jointly for both slices"
+        # per seed: the share of orderings that seed's runs break, probe minus full; seeds are the unit
+        per_seed = [{s: np.array([runs[seed] for seed in seeds]) for s, runs in piece.runs.items()}
+                    for piece in (probe, full)]
+        shares = [_violation_share(per_seed[0], pairs_probe), _violation_share(per_seed[1], pairs_full)]
+        p_support, p_contradict = sign_flip_p_values(shares[0] - shares[1])
+        observed = {"probe": float(shares[0].mean()), "full": float(shares[1].mean())}
+        how = (f"per seed, exact sign-flip test over {len(seeds)} paired seeds: no p below "
+               f"{2.0 ** -len(seeds):.3g}" + (f", so {len(seeds)} seeds cannot decide at alpha = {rule.alpha:g} "
+                                              f"(5 can)" if 2.0 ** -len(seeds) >= rule.alpha else ""))
     else:
-        means = [_noise_means(piece, rng, rule.resamples) for piece in (probe, full)]
-        how = "one run per value: parametric bootstrap of the test-set noise, a lower bound on the real noise"
-    difference = _violation_share(means[0], pairs_probe) - _violation_share(means[1], pairs_full)
-    statistic = observed["probe"] - observed["full"]
-    p_greater, p_less = resampled_p_values(statistic, difference)
+        observed = {name: float(_violation_share({s: np.array([np.mean(list(r.values()))]) for s, r in
+                                                  piece.runs.items()}, pairs)[0])
+                    for name, piece, pairs in (("probe", probe, pairs_probe), ("full", full, pairs_full))}
+        rng = np.random.default_rng(rule.resampling_seed)
+        means = [_noise_means(piece, rng, rule.resamples, rule.assumed_run_sd) for piece in (probe, full)]
+        difference = _violation_share(means[0], pairs_probe) - _violation_share(means[1], pairs_full)
+        p_support, p_contradict = resampled_p_values(observed["probe"] - observed["full"], difference)
+        how = (f"one run per value: {rule.resamples} parametric resamples with run-to-run SD "
+               f"{rule.assumed_run_sd:g} assumed and the test-set error")
     values = {"probe_violation_share": observed["probe"], "full_violation_share": observed["full"],
               "probe_predictions": len(pairs_probe), "full_predictions": len(pairs_full),
-              "p_greater": p_greater, "p_less": p_less}
-    detail = (f"orderings of claims 1-3 broken (mean F1 the wrong way): probe {observed['probe']:.0%} of "
-              f"{len(pairs_probe)}, full {observed['full']:.0%} of {len(pairs_full)} ({how}, {rule.resamples} "
-              f"resamples: p(probe more) = {p_greater:.3g}, p(probe fewer) = {p_less:.3g})")
-    return Comparison(CLAIMS[3], ids, values, rule.verdict_of(p_greater, p_less), detail, **common)
+              "p_support": p_support, "p_contradict": p_contradict}
+    detail = (f"orderings of claims 1-3 broken: probe {observed['probe']:.0%} of {len(pairs_probe)}, full "
+              f"{observed['full']:.0%} of {len(pairs_full)} ({how}: p(probe more) = {p_support:.3g}, "
+              f"p(probe fewer) = {p_contradict:.3g})")
+    return Comparison(CLAIMS[3], ids, values, rule.verdict_of(p_support, p_contradict), detail,
+                      p_support=p_support, p_contradict=p_contradict, **common)
 
 
-def _spread(piece: Slice, seeds: list[int], draws: np.ndarray) -> np.ndarray:
-    """Mean over settings of the seeds' standard deviation, for each resample (rows of ``draws``)."""
-    per_setting = [np.array([runs[seed] for seed in seeds])[draws].std(axis=1, ddof=1) for runs in piece.runs.values()]
-    return np.mean(per_setting, axis=0)
+def spread_f_test(probe_var: float, full_var: float, df: int, rule: DecisionRule) -> tuple[float, float, float]:
+    """One-sided p-values of 'probe varies more' and 'less' (F on ``df``, ``df``), and the SD ratio the
+    test detects at ``rule.power``."""
+    f = stats.f(df, df)
+    ratio = probe_var / full_var if full_var > 0 else (math.inf if probe_var > 0 else 1.0)
+    detectable = math.sqrt(f.ppf(1 - rule.alpha) / f.ppf(1 - rule.power))
+    return float(f.sf(ratio)), float(f.cdf(ratio)), detectable
 
 
 def _seed_spread(probe: Slice, full: Slice, ids: dict, rule: DecisionRule, source: str,
                  provisional: bool) -> Comparison | None:
-    """Seed standard deviation per setting, probe vs full: a bootstrap over seeds, resampled jointly."""
+    """Seed variance per setting, probe vs full, pooled over settings: an F-test on the df of one setting."""
     seeds = _common_seeds(probe, full)
-    if len(seeds) < 3:
-        return None  # fewer than 3 seeds: a spread from 2 values cannot be resampled (the violation rate still speaks)
+    if len(seeds) < 2:
+        return None  # one run per value has no spread (the violation rate still speaks)
     settings = [s for s in probe.runs if s in full.runs]
-    probe = Slice(probe.keys, {s: probe.runs[s] for s in settings}, probe.n_test)
-    full = Slice(full.keys, {s: full.runs[s] for s in settings}, full.n_test)
-    everything = np.arange(len(seeds))[None, :]
-    observed = float(_spread(probe, seeds, everything)[0] - _spread(full, seeds, everything)[0])
-    rng = np.random.default_rng(rule.resampling_seed)
-    draws = rng.integers(0, len(seeds), size=(rule.resamples, len(seeds)))
-    draws = draws[np.array([len(set(row)) >= 2 for row in draws])]  # a spread needs two distinct seeds
-    difference = _spread(probe, seeds, draws) - _spread(full, seeds, draws)
-    p_greater, p_less = resampled_p_values(observed, difference)
-    probe_std, full_std = (float(_spread(p, seeds, everything)[0]) for p in (probe, full))
-    values = {"probe_seed_std": probe_std, "full_seed_std": full_std, "n_settings": len(settings),
-              "n_seeds": len(seeds), "p_greater": p_greater, "p_less": p_less}
-    detail = (f"mean seed std probe {probe_std:.2f} vs full {full_std:.2f} over {len(settings)} settings "
-              f"(bootstrap over {len(seeds)} seeds, {len(draws)} resamples with 2+ distinct seeds: "
-              f"p(probe more) = {p_greater:.3g}, p(fewer) = {p_less:.3g})")
-    return Comparison(CLAIMS[3], {**ids, "comparison": "seed-std"}, values, rule.verdict_of(p_greater, p_less),
-                      detail, source, "seed spread", provisional)
+    variance = {name: float(np.mean([np.var([piece.runs[s][seed] for seed in seeds], ddof=1) for s in settings]))
+                for name, piece in (("probe", probe), ("full", full))}
+    # The settings share their seeds (data order, head init), so their variances are not independent:
+    # the pooled variance is credited with one setting's k - 1 df, the honest floor.
+    df = len(seeds) - 1
+    p_support, p_contradict, detectable = spread_f_test(variance["probe"], variance["full"], df, rule)
+    probe_sd, full_sd = math.sqrt(variance["probe"]), math.sqrt(variance["full"])
+    values = {"probe_seed_sd": probe_sd, "full_seed_sd": full_sd, "n_settings": len(settings), "n_seeds": len(seeds),
+              "df": df, "detectable_sd_ratio": detectable, "p_support": p_support, "p_contradict": p_contradict}
+    verdict = rule.verdict_of(p_support, p_contradict)
+    detail = (f"seed SD pooled over {len(settings)} settings: probe {probe_sd:.2f} vs full {full_sd:.2f} (F-test on "
+              f"{df}, {df} df, settings sharing seeds: p(probe more) = {p_support:.3g}, p(less) = {p_contradict:.3g})")
+    if verdict is Verdict.INCONCLUSIVE:
+        detail += f"; detectable at 80% power: an SD ratio of {detectable:.2g} either way"
+    return Comparison(CLAIMS[3], {**ids, "comparison": "seed-sd"}, values, verdict, detail, source, "seed spread",
+                      provisional, p_support=p_support, p_contradict=p_contradict)
 
 
 def probe_instability(pieces: list[Slice], rule: DecisionRule = DEFAULT_RULE, source: str = "",
@@ -329,27 +394,52 @@ def separation_order(separation: pd.DataFrame | None, source: str, rule: Decisio
             found.append(Comparison(CLAIMS[4], case, {}, Verdict.INCONCLUSIVE, why, **common))
             continue
         percent = {s: {seed: 100.0 * v / clean for seed, v in runs[s].items()} for s in (low, high)}
+        # a weak order ("<=") holds unless low exceeds high by more than the margin; a strict one needs a gap.
+        # Separation 0 is the measure's floor (no label pair separable): two zeros order nothing.
         decision = decide(percent[low], percent[high], math.inf, rule.for_separation(),
-                          equivalence_supports=weak)
+                          boundary=-rule.separation_margin if weak else 0.0, floor=0.0, run_sd=None)
         values = {f"{low} %": decision.values.get("low", math.nan), f"{high} %": decision.values.get("high", math.nan),
                   **{k: v for k, v in decision.values.items() if k not in ("low", "high")}}
         detail = (f"final-layer separation in % of clean: {low} {values[f'{low} %']:.1f}, {high} "
                   f"{values[f'{high} %']:.1f}: {decision.detail}")
-        found.append(Comparison(CLAIMS[4], case, values, decision.verdict, detail, mdd=decision.mdd, **common))
+        found.append(Comparison(CLAIMS[4], case, values, decision.verdict, detail, mdd=decision.mdd,
+                                p_support=decision.p_support, p_contradict=decision.p_contradict, **common))
+    return found
+
+
+def after_holm(comparisons: list[Comparison], rule: DecisionRule = DEFAULT_RULE) -> list[Comparison]:
+    """Each comparison's verdict as its claim decides it: a contradiction stands only where it survives
+    Holm over the claim's votes (``harness.decision.claim_verdict``); the others read INCONCLUSIVE, with
+    the adjusted p-value. So a case fails under pytest exactly when its claim is CONTRADICTED by it."""
+    adjusted: dict[int, float] = {}
+    for claim in CLAIMS:
+        mine = [c for c in comparisons if c.claim == claim]
+        decided = claim_verdict([c.vote() for c in mine], rule)
+        adjusted |= {id(c): p for c, p in zip(mine, decided.adjusted_contradict)}
+    found = []
+    for c in comparisons:
+        p = adjusted.get(id(c), 1.0)
+        if c.verdict is Verdict.CONTRADICTED and p >= rule.alpha:
+            c = replace(c, verdict=Verdict.INCONCLUSIVE,
+                        detail=f"{c.detail}; not a contradiction after Holm over the claim's votes (adjusted p = {p:.3g})")
+        found.append(replace(c, values={**c.values, "p_contradict_holm": p}) if c.values else c)
     return found
 
 
 def evaluate_claims(frame: pd.DataFrame, source_kind: str, rule: DecisionRule = DEFAULT_RULE,
-                    under_trained: Collection[tuple] = (), separation: pd.DataFrame | None = None) -> list[Comparison]:
-    """Every comparison of the five claims; a claim with nothing to compare gets one INCONCLUSIVE
-    comparison saying so (an empty claim must not look like a pass).
+                    under_trained: Collection[tuple] = (), separation: pd.DataFrame | None = None,
+                    predictions: Mapping[str, Prediction] | None = None) -> list[Comparison]:
+    """Every comparison of the five claims, with verdicts after the claim's multiplicity rule; a claim
+    with nothing to compare gets one INCONCLUSIVE comparison saying so (an empty claim must not look
+    like a pass).
 
-    ``frame``: the tidy F1 frame (``harness.sources``); ``separation``: the final layer's separation per
-    setting and seed (``harness.sources.load_analysis``), for claim 5. ``under_trained``: slice keys
-    (model, dataset, pooling, mode) whose comparisons are PROVISIONAL.
+    ``frame``: the tidy F1 frame (``harness.sources``); ``predictions``: identity -> (labels, predicted)
+    of its rows (``harness.sources.load_predictions``: the test-set term by bootstrap); ``separation``:
+    the final layer's separation per setting and seed (``harness.sources.load_analysis``), for claim 5.
+    ``under_trained``: slice keys (model, dataset, pooling, mode) whose comparisons are PROVISIONAL.
     """
     under_trained = {tuple(map(str, key)) for key in under_trained}
-    pieces = list(slices(frame))
+    pieces = list(slices(frame, predictions))
     found = [c for piece in pieces if piece.keys["mode"] == "full" for claim in ORDERING
              for c in ordering_comparisons(claim, piece, rule, source_kind, piece.slice_key in under_trained)]
     found += probe_instability(pieces, rule, source_kind, under_trained)
@@ -359,4 +449,5 @@ def evaluate_claims(frame: pd.DataFrame, source_kind: str, rule: DecisionRule = 
             what = "linear-probe slice" if claim == CLAIMS[3] else "full fine-tuning slice with corrupted settings"
             found.append(Comparison(claim, {"table": "-", "model": "-", "dataset": "-", "comparison": "nothing"}, {},
                                     Verdict.INCONCLUSIVE, f"no {what} in this source", source_kind, "nothing"))
-    return sorted(found, key=lambda c: CLAIMS.index(c.claim))  # stable: each claim's comparisons in their order
+    found = sorted(found, key=lambda c: CLAIMS.index(c.claim))  # stable: each claim's comparisons in their order
+    return after_holm(found, rule)

@@ -2,10 +2,12 @@
 
 A corrupted model that merely converges more slowly than the clean one reads as "never recovers"
 when training stops early, so a verdict is only as good as the training behind it. Per slice (model,
-dataset, pooling, mode), over its cells at the lr that ``aggregate.choose_lr`` picks (the paper's
-protocol, the same rows the verdicts read):
+dataset, pooling, mode), over its cells at the lr that ``aggregate.choose_lr`` picks for the protocol
+the verdicts read (``metric``: ``selected`` by default; ``best`` for the paper's reading), so the
+diagnostic judges the very rows the verdicts rest on:
 
-* ``share_best_last``: the share of cells whose best epoch (test F1, the paper's pick) is the last;
+* ``share_best_last``: the share of cells whose chosen epoch (best validation F1 under ``selected``,
+  best test F1 under ``best``) is the last;
 * ``share_rising``: the share of cells whose validation F1 at the last epoch beats every earlier epoch
   by more than ``rise_tolerance``: still climbing, not on a plateau (a best-last epoch that ties a
   plateau is not evidence of under-training, since a linearly decayed lr barely moves the last epoch);
@@ -25,7 +27,8 @@ import pandas as pd
 
 from harness.aggregate import SLICE, choose_lr
 
-COLUMNS = ["n_epochs_run", "last_val_f1", "best_earlier_val_f1", "best_epoch"]
+COLUMNS = ["n_epochs_run", "last_val_f1", "best_earlier_val_f1"]
+CHOSEN_EPOCH = {"best": "best_epoch", "selected": "selected_epoch"}
 
 
 @dataclass(frozen=True)
@@ -41,15 +44,16 @@ class ConvergenceRule:
 DEFAULT_CONVERGENCE = ConvergenceRule()
 
 
-def diagnose(cells: pd.DataFrame, rule: ConvergenceRule = DEFAULT_CONVERGENCE) -> pd.DataFrame:
+def diagnose(cells: pd.DataFrame, rule: ConvergenceRule = DEFAULT_CONVERGENCE, metric: str = "selected"
+             ) -> pd.DataFrame:
     """One row per slice: the shares above, the clean model's last-epoch gain, and the flag with its reason."""
-    missing = [c for c in COLUMNS if c not in cells.columns]
+    missing = [c for c in COLUMNS + [CHOSEN_EPOCH[metric]] if c not in cells.columns]
     if missing or cells.empty:
         return pd.DataFrame(columns=SLICE + ["n_cells", "epochs", "share_best_last", "share_rising",
                                              "clean_val_gain", "under_trained", "reason"])
-    chosen = choose_lr(cells, "best")
+    chosen = choose_lr(cells, metric)
     gain = chosen["last_val_f1"] - chosen["best_earlier_val_f1"]
-    chosen = chosen.assign(best_last=chosen["best_epoch"] == chosen["n_epochs_run"],
+    chosen = chosen.assign(best_last=chosen[CHOSEN_EPOCH[metric]] == chosen["n_epochs_run"],
                            rising=gain > rule.rise_tolerance, gain=gain)
     rows = []
     for key, part in chosen.groupby(SLICE, sort=False):

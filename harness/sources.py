@@ -10,12 +10,15 @@ The fifth claim reads the representation analysis instead (``load_analysis``: re
 from __future__ import annotations
 
 from collections.abc import Iterable
+import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from harness import BadInput
-from harness.results import read_csv
+from harness.predictions import decode_labels
+from harness.results import read_csv, read_record, record_file
 
 REPO = Path(__file__).resolve().parent.parent
 PAPER_TABLES = REPO / "claims" / "paper_tables.csv"
@@ -25,6 +28,9 @@ ANALYSIS = REPO / "results" / "analysis.csv"  # with analysis.json beside it (ha
 GROUP = ["table", "model", "dataset", "pooling", "mode"]
 SLICE_KEY = ["model", "dataset", "pooling", "mode"]  # what the convergence diagnostic names a slice by
 TIDY = GROUP + ["position", "level", "seed", "n_test", "f1"]
+# Our grid's rows also say where their evidence is: the record (identity), the epoch the protocol read,
+# and the majority-class F1 (the floor); the paper's rows leave them empty.
+EVIDENCE = ["identity", "epoch", "majority_f1"]
 POSITIONS = ("none", "bottom", "top", "all")
 METRICS = ("best", "selected")
 SOURCES = ("paper", "results")
@@ -62,21 +68,24 @@ def paper_frame(tables: pd.DataFrame, where: str = "paper tables") -> pd.DataFra
     protocol = tables["table"].map(PAPER_PROTOCOL)
     frame = tables.assign(table="T" + tables["table"].astype(str), pooling=protocol.str[0], mode=protocol.str[1],
                           level=tables["level"].astype(float), seed=0, n_test=tables["dataset"].map(PAPER_TEST_SIZES),
-                          f1=tables["f1"].astype(float))
-    return frame[TIDY].reset_index(drop=True)
+                          f1=tables["f1"].astype(float), identity="", epoch=0, majority_f1=float("nan"))
+    return frame[TIDY + EVIDENCE].reset_index(drop=True)
 
 
 RESULT_COLUMNS = ["model", "dataset", "position", "level", "pooling", "mode", "lr", "seed", "n_test", "status",
                   "best_test_f1", "selected_test_f1", "selected_val_f1"]
+EPOCH_OF = {"best": "best_epoch", "selected": "selected_epoch"}  # the epoch each protocol reads
 
 
-def results_frame(cells: pd.DataFrame, metric: str = "best", where: str = "results") -> pd.DataFrame:
+def results_frame(cells: pd.DataFrame, metric: str = "selected", where: str = "results") -> pd.DataFrame:
     """Our cells as a tidy frame, at the one lr per setting that ``aggregate.choose_lr`` picks over its seeds.
 
-    ``best``: the paper's protocol, the best epoch's test F1, lr chosen by its seed mean.
-    ``selected``: the held-out protocol, test F1 at the best validation epoch, lr chosen by the seed mean of
-    validation F1. The seeds of a setting share their lr, so seed-paired comparisons stay paired.
-    Rows whose F1 is NaN (diverged runs) are dropped; ``frame.attrs["notes"]`` says how many.
+    ``selected`` (the default, the verdicts' reading): test F1 at the epoch of best validation F1, lr chosen
+    by the seed mean of validation F1: test data chooses nothing. ``best``: the paper's protocol (Section 4,
+    "we test every epoch and choose the best"), the best epoch's test F1 and the lr by its seed mean: a
+    labelled second reading, optimistic and with a shrunken spread. The seeds of a setting share their lr,
+    so seed-paired comparisons stay paired. Rows whose F1 is NaN (diverged runs) are dropped;
+    ``frame.attrs["notes"]`` says how many.
     """
     from harness.aggregate import SELECTION, choose_lr
 
@@ -91,21 +100,25 @@ def results_frame(cells: pd.DataFrame, metric: str = "best", where: str = "resul
         dropped = chosen.loc[chosen.index.difference(usable.index), "status"].value_counts()
         notes.append(f"{where}: dropped {len(chosen) - len(usable)} run(s) with NaN F1 at the chosen lr "
                      f"({', '.join(f'{status} {n}' for status, n in dropped.items())})")
+    optional = {"identity": "", EPOCH_OF[metric]: 0, "majority_f1": float("nan")}
+    usable = usable.assign(**{k: v for k, v in optional.items() if k not in usable.columns})
     frame = usable.assign(table=usable["pooling"] + "-" + usable["mode"], f1=usable[score].astype(float),
-                          level=usable["level"].astype(float))[TIDY]
+                          level=usable["level"].astype(float), identity=usable["identity"].fillna("").astype(str),
+                          epoch=usable[EPOCH_OF[metric]], majority_f1=usable["majority_f1"].astype(float))[TIDY + EVIDENCE]
     frame = frame.sort_values(GROUP + ["seed", "level"], kind="stable").reset_index(drop=True)
     frame.attrs["notes"] = notes
     return frame
 
 
-def load_source(kind: str, path: str | Path | None = None, metric: str = "best") -> pd.DataFrame:
+def load_source(kind: str, path: str | Path | None = None, metric: str = "selected") -> pd.DataFrame:
     """The tidy frame of the paper's tables (``paper``) or of our results (``results``)."""
     if kind not in SOURCES:
         raise BadInput(f"source must be one of {SOURCES}, got {kind!r}")
     path = Path(path) if path is not None else (PAPER_TABLES if kind == "paper" else RESULTS)
     hint = ("run `dvc repro` first (or give --results PATH)" if kind == "results"
             else "restore claims/paper_tables.csv")
-    numeric = ("level", "lr", "seed", "n_test", "best_test_f1", "selected_test_f1", "selected_val_f1", "table", "f1")
+    numeric = ("level", "lr", "seed", "n_test", "best_test_f1", "selected_test_f1", "selected_val_f1", "table", "f1",
+               "best_epoch", "selected_epoch", "majority_f1")
     table = read_csv(path, f"{kind} file", hint, numeric=numeric)  # missing, empty, not a CSV: one BadResults
     frame = paper_frame(table, str(path)) if kind == "paper" else results_frame(table, metric, str(path))
     frame.attrs.setdefault("notes", [])
@@ -113,6 +126,34 @@ def load_source(kind: str, path: str | Path | None = None, metric: str = "best")
     return frame
 
 
+
+
+def load_predictions(frame: pd.DataFrame, cells_dir: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """identity -> (the test set's true labels, the run's predicted labels at the epoch its protocol read),
+    for every row of ``frame`` whose record in ``cells_dir`` holds predictions (records of METHOD_VERSION
+    3 and later; a results CSV from elsewhere has none, and its test-set term is then approximated)."""
+    found = {}
+    for identity, epoch in zip(frame["identity"], frame["epoch"]):
+        if not identity or not isinstance(epoch, (int, float)) or not math.isfinite(float(epoch)) or epoch < 1:
+            continue
+        record = read_record(record_file(cells_dir, str(identity)))
+        epochs = record.get("epochs", []) if record else []
+        if not record or "labels" not in record or len(epochs) < int(epoch) or "test_predictions" not in epochs[0]:
+            continue
+        found[str(identity)] = (decode_labels(record["labels"]["test"]),
+                                decode_labels(epochs[int(epoch) - 1]["test_predictions"]))
+    return found
+
+
+def evidence_note(frame: pd.DataFrame, predictions: dict) -> str | None:
+    """What the test-set term of these verdicts rests on, in one line (None for the paper's tables)."""
+    if frame.attrs.get("source") == "paper":
+        return None
+    rows = sum(bool(i) for i in frame["identity"]) if "identity" in frame.columns else 0
+    if predictions and len(predictions) == len(frame):
+        return f"test-set noise: paired bootstrap over the per-example predictions of all {len(frame)} runs"
+    return (f"test-set noise approximated from n_test and the score (p(1-p)/n, cautious): per-example predictions "
+            f"found for {len(predictions)} of {len(frame)} runs ({rows} with a record identity)")
 
 
 def load_analysis(path: str | Path | None = None) -> pd.DataFrame | None:

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from harness.models import head_logits, head_parameters, sentence_vector
 from harness.optim import Optimiser
+from harness.predictions import encode_labels
 from harness.prepare import Encoded
 
 MEGA_BATCHES = 50  # batches per length-sorted chunk: wide enough to group lengths, narrow enough to stay random
@@ -62,6 +63,8 @@ class EpochScores:
     test: dict[str, float]
     train_tokens: int
     train_seconds: float
+    val_predictions: np.ndarray
+    test_predictions: np.ndarray
 
     def as_record(self) -> dict:
         return {
@@ -71,6 +74,9 @@ class EpochScores:
             **{f"test_{k}": v for k, v in self.test.items()},
             "train_tokens": self.train_tokens,
             "train_seconds": self.train_seconds,
+            # the evidence of every verdict: each example's predicted label (harness.predictions)
+            "val_predictions": encode_labels(self.val_predictions),
+            "test_predictions": encode_labels(self.test_predictions),
         }
 
 
@@ -237,14 +243,13 @@ def train_and_evaluate(
     else:
         parameters = [p for p in model.parameters() if p.requires_grad]
 
-    def evaluate(split: str, data: Encoded) -> dict[str, float]:
+    def evaluate(split: str, data: Encoded) -> np.ndarray:
+        """Each example's predicted label."""
         if frozen_eval is not None:  # the frozen body's outputs do not change between epochs
             model.eval()
             with torch.inference_mode():
-                predictions = head_logits(model, frozen_eval[split]).argmax(-1).cpu().numpy()
-        else:
-            predictions = predict(model, data, settings.pooling, pad_id, device, settings.precision, settings.pooler)
-        return classification_scores(data.labels, predictions)
+                return head_logits(model, frozen_eval[split]).argmax(-1).cpu().numpy()
+        return predict(model, data, settings.pooling, pad_id, device, settings.precision, settings.pooler)
 
     steps_per_epoch = math.ceil(len(train) / settings.batch_size)
     optimiser = Optimiser.for_model(model, parameters, settings.lr, steps_per_epoch * settings.epochs,
@@ -272,13 +277,16 @@ def train_and_evaluate(
             bar.update()
             bar.set_postfix(epoch=epoch, loss=f"{loss_sum / steps:.4f}")
         train_seconds = time.perf_counter() - started
+        val_predictions, test_predictions = evaluate("val", validation), evaluate("test", test)
         scores = EpochScores(
             epoch=epoch,
             train_loss=loss_sum / steps,
-            val=evaluate("val", validation),
-            test=evaluate("test", test),
+            val=classification_scores(validation.labels, val_predictions),
+            test=classification_scores(test.labels, test_predictions),
             train_tokens=tokens,
             train_seconds=train_seconds,
+            val_predictions=val_predictions,
+            test_predictions=test_predictions,
         )
         outcome.epochs.append(scores)
         bar.set_postfix(epoch=epoch, loss=f"{scores.train_loss:.4f}", test_f1=f"{scores.test['f1_weighted']:.2f}")

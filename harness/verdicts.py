@@ -1,17 +1,19 @@
-"""A claim's verdict from its comparisons (its weakest stratum, ``harness.decision``), and the verdicts as data."""
+"""A claim's verdict from its comparisons (``harness.decision.claim_verdict``: Holm over contradictions,
+every stratum for support; the headline names the weakest stratum), and the verdicts as data."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
 
-from harness.claims import CLAIMS, Comparison
-from harness.decision import DEFAULT_RULE, DecisionRule, StratumVerdict, Verdict, stratum_verdict, weakest
+import pandas as pd
 
-if TYPE_CHECKING:
-    from harness.integrity import Finding
+from harness.claims import CLAIMS, Comparison, evaluate_claims
+from harness.convergence import diagnose, under_trained_slices
+from harness.decision import DEFAULT_RULE, DecisionRule, StratumVerdict, Verdict, claim_verdict
+from harness.integrity import Finding, integrity_findings
+from harness.sources import evidence_note, load_analysis, load_predictions, load_source
 
 
 @dataclass(frozen=True)
@@ -42,18 +44,18 @@ class ClaimVerdict:
 
 
 def aggregate(comparisons: Iterable[Comparison], rule: DecisionRule = DEFAULT_RULE) -> dict[str, ClaimVerdict]:
-    """One verdict per claim (in ``CLAIMS`` order; claims without comparisons left out): its weakest stratum."""
+    """One verdict per claim (in ``CLAIMS`` order; claims without comparisons left out).
+
+    ``comparisons`` carry their verdicts after the claim's Holm step (``harness.claims.evaluate_claims``),
+    so the counts below are of decided comparisons as the claim reads them."""
     comparisons = list(comparisons)
     verdicts = {}
     for claim in CLAIMS:
         mine = [c for c in comparisons if c.claim == claim]
         if not mine:
             continue
-        by_stratum: dict[str, list[Verdict]] = defaultdict(list)
-        for c in mine:
-            by_stratum[c.stratum or "all comparisons"].append(c.verdict)
-        strata = tuple(stratum_verdict(name, found, rule) for name, found in by_stratum.items())
-        decisive = weakest(strata)
+        decided = claim_verdict([c.vote() for c in mine], rule)
+        strata, decisive = decided.strata, decided.decisive
         counts = [sum(c.verdict is v for c in mine) for v in (Verdict.SUPPORTED, Verdict.CONTRADICTED,
                                                                Verdict.INCONCLUSIVE)]
         detail = f"weakest of {len(strata)} strata: {decisive.name} ({decisive.detail})"
@@ -61,7 +63,7 @@ def aggregate(comparisons: Iterable[Comparison], rule: DecisionRule = DEFAULT_RU
         slices_named = sorted({"/".join(c.ids[k] for k in ("model", "dataset")) + f" {c.ids['table']}"
                                for c in provisional})
         verdicts[claim] = ClaimVerdict(
-            claim, decisive.verdict, *counts, detail, strata, bool(provisional),
+            claim, decided.verdict, *counts, detail, strata, bool(provisional),
             f"PROVISIONAL: {len(provisional)} of {len(mine)} comparisons come from under-trained slices "
             f"({', '.join(slices_named)})" if provisional else "")
     return verdicts
@@ -82,3 +84,47 @@ def verdicts_document(comparisons: list[Comparison], *, source: str, path: str =
         "convergence": convergence or [],
         "notes": list(notes),
     }
+
+
+# ---------------------------------------------------------------- one source, judged
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """Everything one reading of one source gives: its comparisons, verdicts and what they rest on."""
+
+    source: str
+    path: str
+    metric: str
+    comparisons: list[Comparison]
+    verdicts: dict[str, ClaimVerdict]
+    diagnosis: pd.DataFrame
+    findings: list[Finding]
+    notes: list[str]
+
+
+def judge(source: str, path: str | Path | None = None, metric: str = "selected",
+          rule: DecisionRule = DEFAULT_RULE) -> Judgement:
+    """Load a source (``harness.sources``), with our grid's per-example predictions from the records beside
+    the results file (``<folder>/cells/``) and its representation analysis (claim 5), diagnose its
+    convergence on the rows the verdicts read, and judge every claim."""
+    frame = load_source(source, path, metric)
+    notes = list(frame.attrs["notes"])
+    if source == "results":
+        where = Path(frame.attrs["path"])
+        cells = pd.read_csv(where)
+        diagnosis = diagnose(cells, metric=metric)
+        if diagnosis.empty:
+            notes.append("no training curves in the results file: the convergence diagnostic could not run")
+        predictions = load_predictions(frame, where.with_name("cells"))
+        separation = load_analysis(where.with_name("analysis.csv"))
+    else:
+        diagnosis, predictions, separation = diagnose(pd.DataFrame()), {}, None
+        notes.append(f"one run per value: run-to-run SD {rule.assumed_run_sd:g} F1 assumed (the literature's low end) "
+                     "plus the test set's sampling error; no equivalence within ±"
+                     f"{rule.equivalence_margin:g} can be shown at that noise")
+    note = evidence_note(frame, predictions)
+    notes += [note] if note else []
+    comparisons = evaluate_claims(frame, source, rule, under_trained_slices(diagnosis), separation, predictions)
+    return Judgement(source, frame.attrs["path"], metric, comparisons, aggregate(comparisons, rule), diagnosis,
+                     integrity_findings(frame), notes)
