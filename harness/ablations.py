@@ -88,7 +88,7 @@ def heals(frame: pd.DataFrame, rule: DecisionRule = DEFAULT_RULE) -> list[Healin
         if diverged == len(part):
             verdict, detail = "does not heal fully", f"every run diverged ({diverged} of {len(part)}: non-finite loss)"
         else:
-            decision = decide(scores, clean_by_seed, float(part["n_test"].min()), rule, equivalence_refutes=True)
+            decision = decide(scores, clean_by_seed, float(part["n_test"].min()), rule, boundary=rule.equivalence_margin)
             verdict = {Verdict.SUPPORTED: "does not heal fully", Verdict.INCONCLUSIVE: "undecided"}.get(
                 decision.verdict, "heals fully")
             detail = decision.detail

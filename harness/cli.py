@@ -348,6 +348,29 @@ def run_report_cli(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_calibrate_cli(subparsers) -> None:
+    p = subparsers.add_parser("calibrate", help="measure the verdicts' error rates on simulated grids of known truth",
+                              description="Simulate grids with the real noise structure (one shared test set per "
+                              "dataset, paired settings, seeds) under nulls and alternatives for every claim, judge "
+                              "them with the decision rule, and print each claim's false-SUPPORTED and "
+                              "false-CONTRADICTED rates and its power (harness/calibration.py).")
+    p.add_argument("--grids", type=int, default=200, help="simulated grids per scenario, noise regime and size")
+    p.add_argument("--datasets", type=int, nargs="+", default=[1, 8], help="datasets per simulated grid")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="results/calibration.json", help="the table and every case, as JSON")
+    p.add_argument("--readme", default=None, help="also write the table into this file's calibration block "
+                   "(claims/README.md)")
+    p.set_defaults(func=run_calibrate_cli)
+
+
+def run_calibrate_cli(args: argparse.Namespace) -> int:
+    from harness.calibration import write_calibration
+
+    print(write_calibration(grids=args.grids, datasets=tuple(args.datasets), seed=args.seed, out=args.out,
+                            readme=args.readme))
+    return 0
+
+
 def add_bench_cli(subparsers) -> None:
     from harness.bench_settings import BenchSettings
 
@@ -464,6 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_analyse_cli(subparsers)
     add_keep_cli(subparsers)
     add_report_cli(subparsers)
+    add_calibrate_cli(subparsers)
     add_bench_cli(subparsers)
     add_estimate_cli(subparsers)
     add_fetch_data_cli(subparsers)

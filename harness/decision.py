@@ -29,7 +29,7 @@ Non-significance alone never contradicts.
 test term's are effectively infinite), so 3 seeds are judged on t with about 2 df, not a normal.
 
 **A claim** (``claim_verdict``): contradictions are decided over all of a claim's comparisons at
-once with Holm's step-down (``statsmodels``), so the family-wise rate of a false CONTRADICTED is at
+once with Holm's step-down, so the family-wise rate of a false CONTRADICTED is at
 most ``alpha`` however many strata and datasets the grid has; one contradiction that survives it
 refutes the claim ("never", "every"). A stratum is SUPPORTED when at least ``stratum_min_share`` of
 its votes support it and none is contradicted; the claim is SUPPORTED only when every stratum is
@@ -44,10 +44,10 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from functools import lru_cache
 
 import numpy as np
 from scipy import stats
-from statsmodels.stats.multitest import multipletests
 
 
 class Verdict(StrEnum):
@@ -123,20 +123,29 @@ def weighted_f1_resampled(labels: np.ndarray, predictions: np.ndarray, counts: n
 
     ``labels``: (n,); ``predictions``: (m, n); ``counts``: (B, n), how often each example appears in
     each resample. Returns (B, m). The same definition as sklearn's ``f1_score(average="weighted",
-    zero_division=0)``, computed from confusion counts so B resamples cost one matrix product.
+    zero_division=0)``, computed from confusion counts so all B resamples of all m vectors cost one
+    matrix product.
     """
     n_labels = int(max(labels.max(), predictions.max())) + 1
-    one_hot = np.eye(n_labels + 1)[:, :n_labels]  # row n_labels is all zeros: "counts for no label"
-    counts = counts.astype(np.float64)
-    support = counts @ one_hot[labels]  # (B, L): true examples of each label
-    out = np.empty((counts.shape[0], predictions.shape[0]))
-    for j, predicted in enumerate(predictions):
-        predicted_count = counts @ one_hot[predicted]
-        hits = counts @ one_hot[np.where(predicted == labels, labels, n_labels)]  # true positives per label
-        denominator = support + predicted_count
-        f1 = np.divide(2 * hits, denominator, out=np.zeros_like(hits), where=denominator > 0)
-        out[:, j] = 100.0 * (f1 * support).sum(axis=1) / support.sum(axis=1)
-    return out
+    one_hot = np.eye(n_labels + 1, dtype=np.float32)[:, :n_labels]  # row n_labels: "no label"
+    m = len(predictions)
+    hits = np.where(predictions == labels[None, :], labels[None, :], n_labels)  # true positives per label
+    columns = np.concatenate([one_hot[labels][None], one_hot[predictions], one_hot[hits]])  # (1 + 2m, n, L)
+    totals = counts.astype(np.float32, copy=False) @ columns.transpose(1, 0, 2).reshape(len(labels), -1)
+    totals = totals.reshape(len(counts), 1 + 2 * m, n_labels).astype(np.float64)
+    support, predicted, true_positive = totals[:, :1], totals[:, 1:m + 1], totals[:, m + 1:]
+    denominator = support + predicted
+    f1 = np.divide(2 * true_positive, denominator, out=np.zeros_like(true_positive), where=denominator > 0)
+    return 100.0 * (f1 * support).sum(axis=2) / support.sum(axis=2)
+
+
+@lru_cache(maxsize=8)
+def resample_counts(n: int, resamples: int, seed: int) -> np.ndarray:
+    """How often each of ``n`` examples appears in each of ``resamples`` bootstrap resamples (float32,
+    read-only; one draw per (n, resamples, seed), shared by every comparison on a test set of that size)."""
+    counts = np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.float32)
+    counts.setflags(write=False)
+    return counts
 
 
 # ---------------------------------------------------------------- the noise of one paired difference
@@ -164,8 +173,7 @@ class Noise:
 def _test_term_bootstrap(low: Runs, high: Runs, seeds: Sequence[int], labels: np.ndarray,
                          rule: DecisionRule) -> float:
     """Variance of the seed-mean difference over resamples of the shared test set (seeds held)."""
-    rng = np.random.default_rng(rule.resampling_seed)
-    counts = rng.multinomial(len(labels), np.full(len(labels), 1.0 / len(labels)), size=rule.test_resamples)
+    counts = resample_counts(len(labels), rule.test_resamples, rule.resampling_seed)
     stacked = np.stack([high.predictions[s] for s in seeds] + [low.predictions[s] for s in seeds])
     f1 = weighted_f1_resampled(labels, stacked, counts)
     difference = f1[:, : len(seeds)].mean(axis=1) - f1[:, len(seeds):].mean(axis=1)
@@ -305,11 +313,19 @@ class ClaimDecision:
     adjusted_contradict: tuple[float, ...] = field(default=())  # per vote, in input order
 
 
-def holm(p_values: Sequence[float], alpha: float) -> np.ndarray:
-    """Holm's step-down adjusted p-values (family-wise error at most ``alpha`` under any dependence)."""
-    if not len(p_values):
-        return np.array([])
-    return multipletests(np.asarray(p_values, dtype=float), alpha=alpha, method="holm")[1]
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjusted p-values: family-wise error at most alpha under any dependence.
+
+    The same numbers as ``statsmodels.stats.multitest.multipletests(p, method="holm")[1]`` (the tests
+    check it), written out because that call runs ``gc.collect()`` every time: 60 ms, which the
+    calibration's tens of thousands of simulated claims cannot afford.
+    """
+    p = np.asarray(p_values, dtype=float)
+    order = np.argsort(p, kind="stable")
+    stepped = np.minimum(1.0, np.maximum.accumulate(p[order] * np.arange(len(p), 0, -1)))
+    adjusted = np.empty_like(p)
+    adjusted[order] = stepped
+    return adjusted
 
 
 def _merge_unit(votes: list[Vote]) -> Vote:
@@ -324,7 +340,7 @@ def claim_verdict(votes: Sequence[Vote], rule: DecisionRule = DEFAULT_RULE) -> C
     for vote in votes:
         units.setdefault((vote.stratum, vote.unit), []).append(vote)
     merged = [_merge_unit(group) for group in units.values()]
-    adjusted = holm([v.p_contradict for v in merged], rule.alpha)
+    adjusted = holm([v.p_contradict for v in merged])
     contradicted = {id(v) for v, p in zip(merged, adjusted) if p < rule.alpha}
     strata = []
     for name in dict.fromkeys(v.stratum for v in merged):

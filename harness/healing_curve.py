@@ -57,7 +57,7 @@ def shrink_findings(gap_rows: pd.DataFrame, rule: DecisionRule = DEFAULT_RULE) -
             found.append(Comparison(FINDING, {**ids, "comparison": f"{label} slope"}, {}, Verdict.INCONCLUSIVE,
                                     "needs >= 2 seeds with >= 3 budgets each", "results", label))
         else:
-            decision = decide(slopes, dict.fromkeys(slopes, 0.0), math.inf, rule)  # predicts slope < 0
+            decision = decide(slopes, dict.fromkeys(slopes, 0.0), math.inf, rule, run_sd=None)  # predicts slope < 0
             found.append(Comparison(FINDING, {**ids, "comparison": f"{label} slope"},
                                     {"slope": decision.values["low"], **decision.values}, decision.verdict,
                                     f"gap slope {decision.values['low']:+.2f} F1 per doubling of the budget "
@@ -67,7 +67,7 @@ def shrink_findings(gap_rows: pd.DataFrame, rule: DecisionRule = DEFAULT_RULE) -
             before = piece[piece["budget"] == smaller]
             after = piece[piece["budget"] == larger]
             step = decide(dict(zip(after["seed"], after["gap"])), dict(zip(before["seed"], before["gap"])), math.inf,
-                          rule)  # predicts gap(larger) < gap(smaller)
+                          rule, run_sd=None)  # predicts gap(larger) < gap(smaller)
             found.append(Comparison("gap-shrinks-at-step", {**ids, "comparison": f"{label} {smaller:g}->{larger:g}"},
                                     dict(step.values), step.verdict,
                                     f"gap {step.values.get('high', math.nan):+.2f} at {smaller:g} -> "
@@ -75,7 +75,7 @@ def shrink_findings(gap_rows: pd.DataFrame, rule: DecisionRule = DEFAULT_RULE) -
                                     "results", label, mdd=step.mdd))
         largest = piece[piece["budget"] == budgets[-1]]
         closes = decide(dict(zip(largest["seed"], largest["f1"])), dict(zip(largest["seed"], largest["clean_f1"])),
-                        float(largest["n_test"].min()), rule, equivalence_refutes=True)
+                        float(largest["n_test"].min()), rule, boundary=rule.equivalence_margin)
         found.append(Comparison("gap-at-largest-budget", {**ids, "comparison": f"{label} at {budgets[-1]:g}"},
                                 dict(closes.values), closes.verdict,
                                 f"at the largest budget ({budgets[-1]:g}): {closes.detail}", "results", label,
