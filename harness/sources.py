@@ -103,7 +103,7 @@ def results_frame(cells: pd.DataFrame, metric: str = "selected", where: str = "r
     optional = {"identity": "", EPOCH_OF[metric]: 0, "majority_f1": float("nan")}
     usable = usable.assign(**{k: v for k, v in optional.items() if k not in usable.columns})
     frame = usable.assign(table=usable["pooling"] + "-" + usable["mode"], f1=usable[score].astype(float),
-                          level=usable["level"].astype(float), identity=usable["identity"].fillna("").astype(str),
+                          level=usable["level"].astype(float), identity=usable["identity"].astype(object).where(usable["identity"].notna(), "").astype(str),
                           epoch=usable[EPOCH_OF[metric]], majority_f1=usable["majority_f1"].astype(float))[TIDY + EVIDENCE]
     frame = frame.sort_values(GROUP + ["seed", "level"], kind="stable").reset_index(drop=True)
     frame.attrs["notes"] = notes

@@ -112,6 +112,26 @@ def test_tiny_cell_writes_a_complete_record(dirs):
     assert {"revision", "torch", "transformers", "datasets"} <= set(record["versions"])
 
 
+@pytest.mark.parametrize("mode", ["full", "probe"])
+def test_every_epoch_records_each_examples_prediction_and_they_give_its_scores(mode, dirs):
+    """The verdicts' evidence (issue 20): the predicted label of every validation and test example at every
+    epoch, and the true labels once; the recorded F1 is the F1 of those predictions."""
+    from sklearn.metrics import f1_score
+
+    from harness.predictions import decode_labels
+
+    record = run_cell(CellConfig(model="tiny-bert", dataset="emotion", mode=mode, **TINY), **dirs)
+    labels = {split: decode_labels(record["labels"][split]) for split in ("val", "test")}
+    assert [len(labels["val"]), len(labels["test"])] == [16, 32]
+    for epoch in record["epochs"]:
+        for split in ("val", "test"):
+            predicted = decode_labels(epoch[f"{split}_predictions"])
+            assert len(predicted) == len(labels[split]) and predicted.max() < 6
+            assert epoch[f"{split}_f1_weighted"] == pytest.approx(
+                100 * f1_score(labels[split], predicted, average="weighted", zero_division=0))
+    assert len(json.dumps(record)) < 20_000  # compact: a few KB per cell
+
+
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_same_config_and_seed_give_identical_scores(precision, dirs, tmp_path):
     config = CellConfig(model="tiny-distilbert", dataset="emotion", position="top", fraction=0.25, precision=precision,

@@ -10,11 +10,14 @@ from harness.convergence import diagnose, under_trained_slices
 
 
 def cell(position: str, seed: int, last: float, earlier: float, best_epoch: int = 4, epochs: int = 4,
-         dataset: str = "sst2", lr: float = 1e-4, best: float = 85.0) -> dict:
+         dataset: str = "sst2", lr: float = 1e-4, best: float = 85.0, chosen_val: float | None = None) -> dict:
+    """A cell whose chosen epoch (best validation F1, the verdicts' reading) is also its best test epoch."""
     level = {"none": 0.0, "bottom": 33.3, "top": 33.3, "all": 100.0}[position]
     return {"model": "m", "dataset": dataset, "pooling": "mean", "mode": "full", "position": position, "level": level,
-            "lr": lr, "seed": seed, "best_test_f1": best, "selected_val_f1": last, "n_epochs_run": epochs,
-            "last_val_f1": last, "best_earlier_val_f1": earlier, "best_epoch": best_epoch, "status": "ok"}
+            "lr": lr, "seed": seed, "best_test_f1": best, "n_epochs_run": epochs,
+            "selected_val_f1": last if chosen_val is None else chosen_val,
+            "last_val_f1": last, "best_earlier_val_f1": earlier, "best_epoch": best_epoch, "selected_epoch": best_epoch,
+            "status": "ok"}
 
 
 def frame(rows: list[dict]) -> pd.DataFrame:
@@ -56,10 +59,20 @@ def test_one_epoch_cannot_show_a_plateau():
 
 
 def test_only_the_chosen_lr_counts_and_slices_are_separate():
-    rising_other_lr = [cell("none", s, 90.0, 80.0, lr=1e-5, best=50.0) for s in range(3)]  # not chosen
+    # an lr that validation does not choose (and test would not either)
+    rising_other_lr = [cell("none", s, 90.0, 80.0, lr=1e-5, best=50.0, chosen_val=50.0) for s in range(3)]
     other = [cell("none", s, 90.0, 80.0, dataset="emotion") for s in range(3)]
-    found = diagnose(frame(PLATEAU + rising_other_lr + other)).set_index("dataset")
-    assert not found.loc["sst2", "under_trained"] and found.loc["emotion", "under_trained"]
+    for metric in ("selected", "best"):
+        found = diagnose(frame(PLATEAU + rising_other_lr + other), metric=metric).set_index("dataset")
+        assert not found.loc["sst2", "under_trained"] and found.loc["emotion", "under_trained"]
+
+
+def test_the_diagnostic_reads_the_rows_the_verdict_reads():
+    """Issue 20.4: validation picks one lr, test another; each reading diagnoses its own rows."""
+    by_validation = [cell("none", s, 90.0, 80.0, lr=1e-5, best=50.0, chosen_val=95.0) for s in range(3)]  # rising
+    by_test = [cell("none", s, 85.2, 85.0, lr=1e-4, best=90.0, chosen_val=60.0) for s in range(3)]  # plateau
+    rows = frame(by_validation + by_test)
+    assert diagnose(rows)["under_trained"].item() and not diagnose(rows, metric="best")["under_trained"].item()
 
 
 def test_a_results_file_without_curves_gives_no_diagnosis():

@@ -12,18 +12,18 @@ S, C, I = Verdict.SUPPORTED, Verdict.CONTRADICTED, Verdict.INCONCLUSIVE
 BUDGETS = (125, 500, 1500, 2000)
 
 
-def _grid(gap_of, seeds=(0, 1, 2), noise=0.1, clean=85.0) -> pd.DataFrame:
+def _grid(gap_of, seeds=(0, 1, 2), noise=0.1, clean=85.0, n_test=1000) -> pd.DataFrame:
     """Cells of clean and bottom/top settings; ``gap_of(position, n_train, seed)`` is the built gap."""
     rng = np.random.default_rng(0)
     rows = []
     for n_train in BUDGETS:
         for seed in seeds:
             rows.append({"position": "none", "level": 0.0, "n_train": n_train, "epochs": 4, "seed": seed,
-                         "n_test": 1000, "best_test_f1": clean})
+                         "n_test": n_test, "best_test_f1": clean})
             for position in ("bottom", "top"):
                 f1 = clean - gap_of(position, n_train, seed) + noise * rng.standard_normal()
                 rows.append({"position": position, "level": 33.3, "n_train": n_train, "epochs": 4, "seed": seed,
-                             "n_test": 1000, "best_test_f1": f1})
+                             "n_test": n_test, "best_test_f1": f1})
     return pd.DataFrame(rows)
 
 
@@ -35,11 +35,14 @@ def test_a_gap_that_halves_with_every_quadrupling_shrinks_and_one_that_closes_is
     def gap(position, n_train, seed):
         return 8.0 * (125 / n_train) ** 0.5 if position == "bottom" else 0.0
 
-    verdicts = _verdicts(_grid(gap))
+    verdicts = _verdicts(_grid(gap, n_test=1_000_000))  # a test set whose own error is negligible
     assert verdicts["gap-shrinks-with-budget", "bottom 33%"] is S
     assert verdicts["gap-at-largest-budget", "bottom 33%"] is S  # 2 points left at 2,000: still a loss
     assert verdicts["gap-shrinks-with-budget", "top 33%"] is I  # no gap at any budget: nothing shrinks
     assert verdicts["gap-at-largest-budget", "top 33%"] is C  # equal within the margin: complete recovery
+    # on 1,000 shared test examples (SE ~1.6) neither the remaining 2 points nor the equality can be shown
+    on_1000 = _verdicts(_grid(gap))
+    assert on_1000["gap-at-largest-budget", "top 33%"] is I and on_1000["gap-shrinks-with-budget", "bottom 33%"] is S
 
 
 def test_a_gap_that_grows_with_the_budget_is_contradicted():
