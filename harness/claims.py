@@ -407,6 +407,22 @@ def separation_order(separation: pd.DataFrame | None, source: str, rule: Decisio
     return found
 
 
+def votes_of(comparisons: list[Comparison]) -> list[Vote]:
+    """Each comparison's vote, where identical evidence votes once: the same comparison of the same table and
+    dataset with the same two values under another model is a copied run (the paper's Table 3 prints
+    BERT-base's IMDB values again as BERT-large's, ``harness.integrity``), not a second observation."""
+    first_unit: dict[tuple, str] = {}
+    found = []
+    for c in comparisons:
+        vote = c.vote()
+        numbers = tuple(round(v, 2) for k, v in c.values.items() if k not in ("n_seeds", "boundary"))[:2]
+        if len(numbers) == 2:
+            evidence = (c.claim, c.ids.get("table"), c.ids.get("dataset"), c.ids.get("comparison"), numbers)
+            vote = replace(vote, unit=first_unit.setdefault(evidence, vote.unit))
+        found.append(vote)
+    return found
+
+
 def after_holm(comparisons: list[Comparison], rule: DecisionRule = DEFAULT_RULE) -> list[Comparison]:
     """Each comparison's verdict as its claim decides it: a contradiction stands only where it survives
     Holm over the claim's votes (``harness.decision.claim_verdict``); the others read INCONCLUSIVE, with
@@ -414,7 +430,7 @@ def after_holm(comparisons: list[Comparison], rule: DecisionRule = DEFAULT_RULE)
     adjusted: dict[int, float] = {}
     for claim in CLAIMS:
         mine = [c for c in comparisons if c.claim == claim]
-        decided = claim_verdict([c.vote() for c in mine], rule)
+        decided = claim_verdict(votes_of(mine), rule)
         adjusted |= {id(c): p for c, p in zip(mine, decided.adjusted_contradict)}
     found = []
     for c in comparisons:

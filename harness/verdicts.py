@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.claims import CLAIMS, Comparison, evaluate_claims
+from harness.claims import CLAIMS, Comparison, evaluate_claims, votes_of
 from harness.convergence import diagnose, under_trained_slices
 from harness.decision import DEFAULT_RULE, DecisionRule, StratumVerdict, Verdict, claim_verdict
 from harness.integrity import Finding, integrity_findings
@@ -54,7 +54,7 @@ def aggregate(comparisons: Iterable[Comparison], rule: DecisionRule = DEFAULT_RU
         mine = [c for c in comparisons if c.claim == claim]
         if not mine:
             continue
-        decided = claim_verdict([c.vote() for c in mine], rule)
+        decided = claim_verdict(votes_of(mine), rule)
         strata, decisive = decided.strata, decided.decisive
         counts = [sum(c.verdict is v for c in mine) for v in (Verdict.SUPPORTED, Verdict.CONTRADICTED,
                                                                Verdict.INCONCLUSIVE)]

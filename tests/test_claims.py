@@ -22,7 +22,8 @@ from harness.aggregate import CELL_COLUMNS
 import numpy as np
 
 from harness.calibration import REGIMES, SCENARIOS, SETTINGS, Size, error_table, mc_se, run_calibration, simulate_grid
-from harness.claims import CLAIMS, Comparison, _ordering_pairs, after_holm, evaluate_claims, sign_flip_p_values, slices
+from harness.claims import (CLAIMS, Comparison, _ordering_pairs, after_holm, evaluate_claims, sign_flip_p_values, slices,
+                            votes_of)
 from harness.decision import (DEFAULT_RULE, DecisionRule, Runs, Verdict, Vote, claim_verdict, decide, holm,
                               resample_counts, weighted_f1_resampled)
 from harness.integrity import integrity_findings
@@ -312,6 +313,16 @@ def test_a_unit_votes_once_at_its_weaker_reading():
     twice = [vote("top", S, 0.001, 0.999, unit="m/d/top<clean"), vote("top", I, 0.2, 0.8, unit="m/d/top<clean")]
     decided = claim_verdict(twice)
     assert decided.strata[0].supported + decided.strata[0].inconclusive == 1 and decided.verdict is I
+
+
+def test_copied_rows_and_two_poolings_vote_once():
+    """Issue 20.9: Table 3 prints BERT-base's IMDB values again as BERT-large's; Tables 2 and 3 read the same
+    model and dataset in two poolings."""
+    found = [c for c in evaluate_claims(load_source("paper"), "paper") if c.claim == "no-complete-recovery"]
+    units = {c.id: v.unit for c, v in zip(found, votes_of(found))}
+    assert units["T3/large/imdb/top25<clean"] == units["T3/base/imdb/top25<clean"]
+    assert units["T3/large/imdb/bottom25<clean"] != units["T3/base/imdb/bottom25<clean"]  # 81.73 vs 81.38: not copied
+    assert units["T2/base/sst2/top25<clean"] == units["T3/base/sst2/top25<clean"]
 
 
 def fake(claim: str, *verdict_list: Verdict, stratum: str = "s") -> list[Comparison]:
