@@ -251,8 +251,18 @@ def tsne_section(tsne_json: Path, png: Path) -> str:
 # ---------------------------------------------------------------- the report
 
 
+def verdict_metrics(verdicts: dict[str, dict[str, ClaimVerdict]]) -> dict:
+    """results/verdicts.json, a DVC metrics file: per source, claim -> "VERDICT (S/C/I)" (one short string a
+    claim, so `dvc metrics show` and `dvc exp show` print a readable row)."""
+    names = {"paper's own tables": "paper", "our grid": "grid"}
+    return {names.get(source, source): {claim: f"{v.verdict} ({v.supported}/{v.contradicted}/{v.inconclusive})"
+                                        for claim, v in found.items()}
+            for source, found in verdicts.items()}
+
+
 def build_report(results_dir: Path = Path("results"), paper_csv: Path = Path("claims/paper_tables.csv"),
-                 cells_dir: Path | None = None, profile: str = "?") -> str:
+                 cells_dir: Path | None = None, profile: str = "?") -> tuple[str, dict]:
+    """REPORT.md's text, and the verdicts as DVC metrics (``verdict_metrics``)."""
     cells_csv = results_dir / "cells.csv"
     hint = "run `dvc repro` (or `python -m harness aggregate`) first"
     cells = read_csv(cells_csv, "cells table", hint, ["identity", "model", "dataset", "status", "seed", "lr", "epochs",
@@ -381,15 +391,17 @@ def build_report(results_dir: Path = Path("results"), paper_csv: Path = Path("cl
         contradictions(our_comparisons, "our grid"),
         "",
     ]
-    return "\n".join(parts)
+    return "\n".join(parts), verdict_metrics(verdicts)
 
 
 def write_report(*, results_dir: str | Path, paper_tables: str | Path, params: str | Path, out: str | Path) -> None:
-    """``build_report`` written to ``out``, naming the ``profile:`` of ``params`` ("?" where there is none)."""
+    """``build_report`` written to ``out`` (and its verdicts to ``<results_dir>/verdicts.json``), naming the
+    ``profile:`` of ``params`` ("?" where there is none)."""
     from harness.profiles import read_params
 
     profile = read_params(params).get("profile", "?") if Path(params).exists() else "?"
     check_writable(Path(out).parent)
-    text = build_report(Path(results_dir), Path(paper_tables), profile=profile)
+    text, verdicts = build_report(Path(results_dir), Path(paper_tables), profile=profile)
+    write_text_atomic(Path(results_dir) / "verdicts.json", json.dumps(verdicts, indent=1) + "\n")
     write_text_atomic(out, text)
     print(f"wrote {out}")

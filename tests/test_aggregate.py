@@ -81,6 +81,8 @@ def test_summary_json_is_nested_dvc_metrics(tmp_path):
     settings = metrics["f1"]["minilm-l6"]["sst2"]["cls_full"]
     assert set(settings) == {"clean", "bottom_3of6", "top_3of6", "all"}
     assert settings["top_3of6"]["best_f1_mean"] == pytest.approx(87.0)
+    # few columns, so `dvc metrics show` prints a readable row (issue 22.5)
+    assert set(settings["clean"]) == {"selected_f1_mean", "selected_f1_std", "best_f1_mean"}
 
 
 def test_stale_records_of_other_profiles_are_left_out(tmp_path):
