@@ -225,7 +225,10 @@ def add_grid_cli(subparsers) -> None:
 
 def run_grid_cli(args: argparse.Namespace) -> int:
     from harness.grid import list_cells, prepare_profile, run_profile
+    from harness.table1 import check_table1
 
+    if not args.list:  # before any cell, and before anything loads a model from the hub
+        check_table1(args.profile, params=args.params, data_dir=args.data_dir)
     if args.list:
         list_cells(args.profile, params=args.params, out_dir=args.out, data_dir=args.data_dir)
     elif args.prepare:

@@ -332,6 +332,11 @@ def print_estimate(profile_name: str | None, *, params: str | Path, bench_json: 
 
     profile = load_profile(profile_name, params)
     cells = expand(profile)
+    from harness.table1 import table1_gaps
+
+    for gap in table1_gaps(cells, data_dir):  # the grid refuses such data; an estimate on it would mislead quietly
+        warnings.warn(f"this estimate counts the capped splits of data below Table 1, not Table 1's: {gap.describe()}; "
+                      "`python -m harness fetch-data` gets the full sets")
     if tokens_per_s is not None and tokens_per_s <= 0:
         raise BadInput(f"--tokens-per-s must be positive, got {tokens_per_s}")
     if gpus is not None and (gpus < 1 or pack < 1 or cells_per_task < 1):

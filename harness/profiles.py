@@ -77,6 +77,9 @@ class Profile:
     blocks: tuple[Block, ...]
     tsne: TsneSpec | None = None
     analysis: AnalysisSpec | None = None
+    # Run cells that ask for Table 1's sizes on data that cannot give them (harness.table1): an explicit,
+    # recorded choice; without it the grid refuses before any cell.
+    allow_data_below_table1: bool = False
 
 
 # ---------------------------------------------------------------- reading params.yaml
@@ -225,16 +228,20 @@ def load_profile(name: str | None = None, params_path: str | Path = "params.yaml
     raw = profiles[name]
     if not isinstance(raw, dict) or not isinstance(raw.get("blocks"), list) or not raw["blocks"]:
         raise BadInput(f"profile {name!r} needs a non-empty 'blocks:' list")
-    unknown = set(raw) - {"defaults", "blocks", "tsne", "analysis"}
+    known = ("defaults", "blocks", "tsne", "analysis", "allow_data_below_table1")
+    unknown = set(raw) - set(known)
     if unknown:
-        raise BadInput(f"profile {name!r}: unknown keys {sorted(unknown)}; known: defaults, blocks, tsne, analysis")
+        raise BadInput(f"profile {name!r}: unknown keys {sorted(unknown)}; known: {', '.join(known)}")
+    allow_below = raw.get("allow_data_below_table1", False)
+    if not isinstance(allow_below, bool):
+        raise BadInput(f"profile {name!r}: allow_data_below_table1 must be true or false, got {allow_below!r}")
     defaults = raw.get("defaults") or {}
     if not isinstance(defaults, dict):
         raise BadInput(f"profile {name!r}: defaults must be a mapping of block keys, got {defaults!r}")
     blocks = tuple(parse_block(block, defaults, i) for i, block in enumerate(raw["blocks"]))
     tsne = parse_tsne(raw["tsne"]) if raw.get("tsne") else None
     analysis = parse_analysis(raw["analysis"]) if raw.get("analysis") else None
-    profile = Profile(name=name, blocks=blocks, tsne=tsne, analysis=analysis)
+    profile = Profile(name=name, blocks=blocks, tsne=tsne, analysis=analysis, allow_data_below_table1=allow_below)
     if tsne is not None or analysis is not None:
         from harness.expand import analysis_cells, expand, tsne_cells
 
