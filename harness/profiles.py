@@ -43,9 +43,15 @@ class Block:
     fixed: tuple[tuple[str, object], ...]  # CellConfig field -> value, shared by the block's cells
 
 
+# Figure 1's vectors: "head_input", what the classifier reads (the pooler's output where the cell has one),
+# or "cls", the final layer's [CLS] token output, what the paper plots ("[CLS] tokens gained from the
+# fine-tuned BERT models", Section 4.4); harness.plots reads both from a cell's saved vectors.
+TSNE_VECTORS = ("head_input", "cls")
+
+
 @dataclass(frozen=True)
 class TsneSpec:
-    """Figure 1: which cells save their test-set features (clean, top-k, bottom-k and 100%)."""
+    """Figure 1: which cells save their test-set features (clean, top-k, bottom-k and 100%), and which vectors."""
 
     model: str
     dataset: str
@@ -53,6 +59,7 @@ class TsneSpec:
     seed: int = 0
     pooling: str = "cls"
     mode: str = "full"
+    vectors: str = "head_input"
 
 
 @dataclass(frozen=True)
@@ -166,12 +173,15 @@ def parse_block(raw: dict, defaults: dict, index: int) -> Block:
 
 
 def parse_tsne(raw: dict) -> TsneSpec:
-    known = {"model", "dataset", "fraction", "seed", "pooling", "mode"}
+    known = {"model", "dataset", "fraction", "seed", "pooling", "mode", "vectors"}
     if not isinstance(raw, dict) or set(raw) - known or not {"model", "dataset", "fraction"} <= set(raw):
-        raise BadInput(f"tsne must be a mapping with model, dataset, fraction (and optionally seed, pooling, mode); got {raw!r}")
+        raise BadInput("tsne must be a mapping with model, dataset, fraction (and optionally seed, pooling, mode, "
+                       f"vectors); got {raw!r}")
     fraction = parse_fraction(raw["fraction"])
     if fraction in (0, 1):
         raise BadInput(f"tsne fraction must be partial (top-k vs bottom-k), got {raw['fraction']!r}")
+    if raw.get("vectors", "head_input") not in TSNE_VECTORS:
+        raise BadInput(f"tsne vectors must be one of {TSNE_VECTORS}, got {raw['vectors']!r}")
     return TsneSpec(**{**raw, "fraction": fraction})
 
 

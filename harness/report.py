@@ -209,6 +209,10 @@ def contradictions(comparisons: Iterable, source: str) -> str:
     return "\n".join(f"- **{c.claim}** `{c.id}`: {c.detail}" for c in found)
 
 
+TSNE_VECTOR_NAMES = {"head_input": "the classifier's input (the pooler's output where the model has one)",
+                     "cls": "the final layer's [CLS] token, as the paper plots"}
+
+
 def tsne_section(tsne_json: Path, png: Path) -> str:
     if not tsne_json.exists():
         return "No t-SNE features were saved in this profile."
@@ -221,7 +225,8 @@ def tsne_section(tsne_json: Path, png: Path) -> str:
              "cell": f"`{panel['config_hash']}`"} for setting, panel in tsne["panels"].items()]
     return "\n".join([
         f"![t-SNE of the fine-tuned features]({png.as_posix()})", "",
-        f"{tsne['model']} on {tsne['dataset']}, {tsne['pooling']} pooling, {tsne['mode']} fine-tuning, seed {tsne['seed']}:",
+        f"{tsne['model']} on {tsne['dataset']}, {tsne['pooling']} pooling, {tsne['mode']} fine-tuning, seed {tsne['seed']}; "
+        f"vectors: {TSNE_VECTOR_NAMES.get(tsne.get('vectors', 'head_input'), tsne.get('vectors'))}:",
         "", _markdown(pd.DataFrame(rows)),
     ])
 
