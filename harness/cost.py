@@ -239,6 +239,7 @@ class GpuType:
 GPU_TYPES = {
     "t4": GpuType(8.1, 65), "v100": GpuType(15.7, 125), "a10": GpuType(31.2, 125), "l4": GpuType(30.3, 121),
     "a100": GpuType(19.5, 312), "l40s": GpuType(91.6, 362), "h100": GpuType(67, 989), "h200": GpuType(67, 989),
+    "h100-pcie": GpuType(51, 756), "h200-nvl": GpuType(60, 835),
 }
 # ASSUMPTIONS, not measurements (no GPU was at hand): the share of peak that BERT fine-tuning at
 # batch 32 reaches in our loop, and how busy one small-model cell keeps a GPU by itself.
