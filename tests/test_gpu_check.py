@@ -75,12 +75,14 @@ def test_incomplete_records_are_named_under_the_table():
 
 
 def test_real_records_carry_every_field_the_check_asks_for(tmp_path):
-    """The same plumbing on the CPU with a tiny model: only the CUDA-only fields are missing, and the CPU runs repeat."""
+    """The same plumbing on the CPU with a tiny model: only the CUDA-only field is absent, and the CPU runs repeat
+    (a tiny model may not beat the majority class in one epoch: its status is not what this test is about)."""
     config = CellConfig(model="tiny-bert", dataset="sst2", n_train=32, n_test=16, n_val=8, epochs=1, lr=1e-3,
                         batch_size=16, max_length=32, precision="fp32")
     records = run_records(config, tmp_path, DATA, device="cpu")
     missing = missing_fields(records[0], config)
-    assert len(missing) == 2 and missing[0] == "peak_cuda_allocated_mb" and missing[1].startswith("a CUDA device")
+    assert [m for m in missing if " " not in m] == ["peak_cuda_allocated_mb"]  # field names; checks have spaces
+    assert any(m.startswith("a CUDA device") for m in missing)
     assert compare_runs(*records) == (True, 0.0)
 
 
