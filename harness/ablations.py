@@ -1,4 +1,4 @@
-"""Ablations: what heals and what doesn't (corruption kinds, components, the probe's dropout).
+"""Ablations: what heals and what doesn't (corruption kinds, components, the Kaiming gain, the probe's dropout).
 
 Every variant is a full fine-tuning cell of the ``ablations`` profile, judged against the clean model of
 the same seed with the decision rule of claim 1 (``harness.decision``): a variant *heals fully* when its
@@ -18,11 +18,26 @@ import numpy as np
 import pandas as pd
 
 from harness.claims import Comparison, probe_instability, slices
+from harness.config import DEFAULT_INIT
 from harness.decision import DEFAULT_RULE, DecisionRule, Verdict, decide
 from harness.sources import TIDY
 
 SCORE = "best_test_f1"  # the paper's protocol, as the claims use
 COMPONENT_LABELS = {"all": "", "attention": "attention only", "ffn": "feed-forward only", "layernorm": "LayerNorm only"}
+# re-initialisation's draw where it is not the default (harness.corrupt.INITS): the Kaiming gain question
+INIT_LABELS = {"kaiming_uniform_a0": "a=0 gain", "normal_0.02": "N(0, 0.02)"}
+
+
+def _init(row) -> str:
+    init = row.get("init")
+    return init if isinstance(init, str) and init else DEFAULT_INIT
+
+
+def default_gain(frame: pd.DataFrame) -> pd.Series:
+    """Which cells re-initialise with the default draw (records from before ``init`` varied have no column)."""
+    if "init" not in frame:
+        return pd.Series(True, index=frame.index)
+    return frame["init"].fillna(DEFAULT_INIT) == DEFAULT_INIT
 
 
 def variant_label(row) -> str:
@@ -35,6 +50,8 @@ def variant_label(row) -> str:
     kind = row.get("corruption") or "reinit"
     strength = row.get("strength")
     name = {"reinit": "re-init", "bitflip": "bit-flip"}.get(kind, kind)
+    if _init(row) != DEFAULT_INIT:
+        name += f" {INIT_LABELS.get(_init(row), _init(row))}"
     if strength is not None and not (isinstance(strength, float) and math.isnan(strength)):
         name += f" σ={strength:g}" if kind == "noise" else f" rate {strength:g}"
     component = COMPONENT_LABELS.get(row.get("component") or "all", row.get("component"))
@@ -46,13 +63,14 @@ SETTING_ORDER = ("none", "top", "bottom", "all")
 
 
 def _order(row) -> tuple:
-    """Reading order: clean; then top, bottom, 100%; within each, re-init then the other kinds, then components."""
+    """Reading order: clean; then top, bottom, 100%; within each, re-init (default gain, then others), the other
+    kinds, then components."""
     component = row.get("component") or "all"
     strength = row.get("strength")
     strength = 0.0 if strength is None or (isinstance(strength, float) and math.isnan(strength)) else float(strength)
     return (row["mode"] != "full", SETTING_ORDER.index(row["position"]), component != "all",
             list(COMPONENT_LABELS).index(component) if component in COMPONENT_LABELS else 9,
-            KIND_ORDER.index(row.get("corruption") or "reinit"), strength)
+            KIND_ORDER.index(row.get("corruption") or "reinit"), _init(row) != DEFAULT_INIT, strength)
 
 
 def with_variants(frame: pd.DataFrame) -> pd.DataFrame:
@@ -127,7 +145,8 @@ def tidy(frame: pd.DataFrame) -> pd.DataFrame:
 def probe_dropout_claim4(frame: pd.DataFrame, rule: DecisionRule = DEFAULT_RULE) -> dict[str, list[Comparison]]:
     """Claim 4's comparisons with the probe's dropout off (ours) and on (Trainer's), against the same full
     fine-tuning cells (re-initialisation, the paper's settings)."""
-    reinit = frame[(frame["corruption"].fillna("reinit") == "reinit") & (frame["component"].fillna("all") == "all")]
+    reinit = frame[(frame["corruption"].fillna("reinit") == "reinit") & (frame["component"].fillna("all") == "all")
+                   & default_gain(frame)]
     full = reinit[reinit["mode"] == "full"]
     found = {}
     for dropout in (False, True):

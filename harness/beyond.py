@@ -256,7 +256,7 @@ def healing_curve_section(folder: Path, plots: Path) -> list[str]:
 
 
 def ablations_section(folder: Path, plots: Path) -> list[str]:
-    from harness.ablations import compare, heals, probe_dropout_claim4, with_variants
+    from harness.ablations import INIT_LABELS, compare, heals, probe_dropout_claim4, with_variants
     from harness.aggregate import record_rows
     from harness.plots import plot_ablations
 
@@ -276,7 +276,10 @@ def ablations_section(folder: Path, plots: Path) -> list[str]:
     pairs = [("re-init LayerNorm only (100%)", reinit_all), ("re-init attention only (100%)",
                                                              "re-init feed-forward only (100%)")]
     pairs += [(v, reinit_all) for v in dict.fromkeys(full["variant"]) if v not in ("clean", reinit_all)
-              and "only" not in v and "100%" in v]
+              and "only" not in v and "100%" in v and INIT_LABELS["kaiming_uniform_a0"] not in v]
+    # the Kaiming gain: each a=0 setting against its default-gain twin (the same layers, seed-paired)
+    gain = f" {INIT_LABELS['kaiming_uniform_a0']}"
+    pairs += [(v.replace(gain, ""), v) for v in dict.fromkeys(full["variant"]) if gain in v]
     compared = pd.DataFrame([{"first": c["first"], "second": c["second"], "second − first": _number(c["difference"]),
                               "reading": c["reading"], "detail": c.get("detail", "")}
                              for c in (compare(frame, a, b) for a, b in pairs)])

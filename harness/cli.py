@@ -225,7 +225,10 @@ def add_grid_cli(subparsers) -> None:
 
 def run_grid_cli(args: argparse.Namespace) -> int:
     from harness.grid import list_cells, prepare_profile, run_profile
+    from harness.table1 import check_table1
 
+    if not args.list:  # before any cell, and before anything loads a model from the hub
+        check_table1(args.profile, params=args.params, data_dir=args.data_dir)
     if args.list:
         list_cells(args.profile, params=args.params, out_dir=args.out, data_dir=args.data_dir)
     elif args.prepare:
@@ -474,6 +477,23 @@ def run_fetch_data_cli(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_gpu_check_cli(subparsers) -> None:
+    p = subparsers.add_parser("gpu-check", help="check the GPU path on a GPU: determinism, records, tokens/s, "
+                                                "memory, share of peak FLOP/s (under 5 minutes)",
+                              description="Train a few small MiniLM cells twice each, in fp32 and bf16, on CUDA into a "
+                                          "temporary folder and print one table (harness/gpu_check.py).")
+    p.add_argument("--data-dir", default="data", help="the data the cells read (sst2 and imdb)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="no GPU needed: the same table from made-up records, through the same code")
+    p.set_defaults(func=run_gpu_check_cli)
+
+
+def run_gpu_check_cli(args: argparse.Namespace) -> int:
+    from harness.gpu_check import run_gpu_check_cli as gpu_check
+
+    return gpu_check(args.data_dir, args.dry_run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m harness", description=__doc__.splitlines()[0], epilog=EPILOG,
                     formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -491,6 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_cli(subparsers)
     add_estimate_cli(subparsers)
     add_fetch_data_cli(subparsers)
+    add_gpu_check_cli(subparsers)
     return parser
 
 

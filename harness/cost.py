@@ -239,6 +239,7 @@ class GpuType:
 GPU_TYPES = {
     "t4": GpuType(8.1, 65), "v100": GpuType(15.7, 125), "a10": GpuType(31.2, 125), "l4": GpuType(30.3, 121),
     "a100": GpuType(19.5, 312), "l40s": GpuType(91.6, 362), "h100": GpuType(67, 989), "h200": GpuType(67, 989),
+    "h100-pcie": GpuType(51, 756), "h200-nvl": GpuType(60, 835),
 }
 # ASSUMPTIONS, not measurements (no GPU was at hand): the share of peak that BERT fine-tuning at
 # batch 32 reaches in our loop, and how busy one small-model cell keeps a GPU by itself.
@@ -332,6 +333,11 @@ def print_estimate(profile_name: str | None, *, params: str | Path, bench_json: 
 
     profile = load_profile(profile_name, params)
     cells = expand(profile)
+    from harness.table1 import table1_gaps
+
+    for gap in table1_gaps(cells, data_dir):  # the grid refuses such data; an estimate on it would mislead quietly
+        warnings.warn(f"this estimate counts the capped splits of data below Table 1, not Table 1's: {gap.describe()}; "
+                      "`python -m harness fetch-data` gets the full sets")
     if tokens_per_s is not None and tokens_per_s <= 0:
         raise BadInput(f"--tokens-per-s must be positive, got {tokens_per_s}")
     if gpus is not None and (gpus < 1 or pack < 1 or cells_per_task < 1):

@@ -19,7 +19,7 @@ from fractions import Fraction
 from itertools import product
 
 from harness import BadInput
-from harness.config import IDENTITY_DEFAULTS, CellConfig, check_corruption
+from harness.config import DEFAULT_INIT, IDENTITY_DEFAULTS, CellConfig, check_corruption
 from harness.corrupt import check_components, init_bound, layers_to_corrupt, parse_scope
 from harness.precision import resolve_precision
 from harness.profiles import Block, Profile
@@ -181,5 +181,6 @@ def describe(config: CellConfig) -> str:
     damage += "" if config.strength is None else f"({config.strength:g})"
     damage += "" if config.component == IDENTITY_DEFAULTS["component"] else f" {config.component}"
     damage += " probe-dropout" if config.probe_dropout else ""
+    damage += "" if config.init == DEFAULT_INIT else f" init={config.init}"
     return (f"{config.model} {config.dataset} {setting}{damage} {config.pooling} {config.mode} lr={config.lr:g} "
             f"seed={config.seed}")

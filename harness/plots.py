@@ -4,8 +4,10 @@
   curves sharing the clean and 100% points; one panel per dataset and per (model, pooling, mode)
   slice; each point is the paper's protocol (best epoch, best lr), the mean over seeds with their
   standard deviation as error bar; the dotted line is the majority-class F1.
-* ``tsne.png`` (Figure 1): t-SNE of the fine-tuned test-set features (the vectors the classifier
-  head reads) for the clean, top-k, bottom-k and fully corrupted model on one dataset. t-SNE
+* ``tsne.png`` (Figure 1): t-SNE of the fine-tuned test-set vectors for the clean, top-k, bottom-k
+  and fully corrupted model on one dataset: the final layer's [CLS] token output, as the paper plots
+  (``vectors: cls``; the first 1,000 test examples, from the cell's per-layer capture), or the vectors
+  the classifier head reads (``vectors: head_input``: the pooler's output where there is one). t-SNE
   pictures can mislead, so each panel also carries the silhouette score of the true labels, both in
   the features' own space and in the 2-D map (also written to ``tsne.json``).
 
@@ -259,26 +261,47 @@ def choose_tsne_cells(panels: Mapping[str, Sequence[CellConfig]], cells: pd.Data
     return chosen
 
 
-def _load_features(path: Path, setting: str) -> tuple[np.ndarray, np.ndarray]:
+# Where each kind of Figure-1 vector lies in a cell's saved .npz (harness.cell._save_vectors): the head's
+# input on the whole test set, or the per-layer capture after fine-tuning, whose last layer is the final one.
+FINAL_CLS = "layers_test_after_cls"
+
+
+def _load_features(path: Path, setting: str, vectors: str = "head_input") -> tuple[np.ndarray, np.ndarray]:
+    """(vectors, labels) of one panel: the head's inputs, or the final layer's [CLS] token (``vectors``)."""
     if not path.exists():
         raise BadResults(f"t-SNE panel {setting!r}: {path} is missing; rerun the grid (it saves features "
                          "for the profile's tsne cells)")
     try:
         with np.load(path, allow_pickle=False) as saved:
+            if vectors == "cls":
+                return final_cls(saved[FINAL_CLS]), saved["labels_test"]
             return saved["features"], saved["labels"]
     except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as error:
-        raise BadResults(f"t-SNE panel {setting!r}: {path} is unreadable ({error}); delete it and rerun the grid") from error
+        raise BadResults(f"t-SNE panel {setting!r}: {path} is unreadable or lacks its {vectors} vectors ({error}); "
+                         "delete it and rerun the grid") from error
+
+
+def final_cls(layers: np.ndarray) -> np.ndarray:
+    """The final layer's [CLS] vectors from a capture of shape (layers + 1, examples, hidden), as float32
+    (the capture stores float16; t-SNE and the silhouette want full precision arithmetic)."""
+    if layers.ndim != 3:
+        raise ValueError(f"a per-layer capture has 3 axes (layers + 1, examples, hidden), got shape {layers.shape}")
+    return layers[-1].astype(np.float32)
+
+
+TSNE_TITLES = {"head_input": "the classifier's input", "cls": "the final layer's [CLS] token"}
 
 
 def tsne_figure(chosen: Mapping[str, CellConfig], cells_dir: str | Path, png: str | Path, json_path: str | Path,
-                data_digest: str, *, max_points: int = 2000, seed: int = 0) -> dict:
-    """Draw Figure 1 from the chosen cells' saved features and write the silhouette scores as JSON.
+                data_digest: str, *, max_points: int = 2000, seed: int = 0, vectors: str = "head_input") -> dict:
+    """Draw Figure 1 from the chosen cells' saved vectors and write the silhouette scores as JSON.
 
-    ``data_digest``: the digest of the chosen cells' dataset (``harness.data.dataset_digest``).
+    ``data_digest``: the digest of the chosen cells' dataset (``harness.data.dataset_digest``);
+    ``vectors``: which (``harness.profiles.TSNE_VECTORS``).
     """
     panels, summary = [], {}
     for setting, config in chosen.items():
-        features, labels = _load_features(features_file(config, cells_dir, data_digest), setting)
+        features, labels = _load_features(features_file(config, cells_dir, data_digest), setting, vectors)
         panel = embed(setting, features, labels, max_points=max_points, seed=seed)
         panels.append(panel)
         summary[setting] = {"config_hash": config.hash, "lr": config.lr, "n_points": len(panel.labels),
@@ -294,9 +317,10 @@ def tsne_figure(chosen: Mapping[str, CellConfig], cells_dir: str | Path, png: st
     except BadInput:
         pass
     plot_tsne(panels, png, label_names=label_names,
-              title=f"t-SNE of fine-tuned {first.pooling} features: {first.model} on {first.dataset} (test set)")
+              title=f"t-SNE of {TSNE_TITLES[vectors]} after fine-tuning ({first.pooling} pooling): {first.model} on "
+                    f"{first.dataset} (test set)")
     result = {"model": first.model, "dataset": first.dataset, "pooling": first.pooling, "mode": first.mode,
-              "seed": first.seed, "panels": summary}
+              "seed": first.seed, "vectors": vectors, "panels": summary}
     write_text_atomic(json_path, json.dumps(result, indent=1) + "\n")
     return result
 
@@ -324,5 +348,5 @@ def plot_profile(profile_name: str | None, *, params: str | Path, results_dir: s
         return
     chosen = choose_tsne_cells(tsne_cells(profile, expand(profile)), cells)
     tsne_figure(chosen, cells_dir, Path(out_dir) / "tsne.png", results / "tsne.json",
-                dataset_digest(profile.tsne.dataset, data_dir), max_points=max_points)
+                dataset_digest(profile.tsne.dataset, data_dir), max_points=max_points, vectors=profile.tsne.vectors)
     print(Path(out_dir) / "tsne.png")

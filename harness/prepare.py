@@ -14,11 +14,19 @@ How the paper's splits are re-drawn (``make_splits``); every draw is sklearn's
   the two pair tasks follow one protocol. Default sizes are the whole GLUE splits.
 * Capping: the test set keeps its size (so the F1's sampling noise matches the paper's); a
   training set larger than the rows that remain is capped to them. AG News and DBpedia are subsets
-  here (19.6k and 23.8k rows), and SST-2 falls short of 56k + 12k by 150 rows once duplicate
-  texts are dropped. Each cap adds a note to ``Splits.notes`` and a ``warnings.warn``.
+  here (19.6k and 23.8k rows; the `paper` profile refuses them, ``harness.table1``), and SST-2 falls
+  short of 56k + 12k by 150 rows once duplicate texts are dropped. Each cap adds a note to
+  ``Splits.notes`` and a ``warnings.warn``.
 * Validation (model selection, never reported as the score): ``n_val`` defaults to 10% of the
-  training size, at most 2,000 and at least 1. It is drawn from the rows left over after train and
-  test; only if too few are left over is the shortfall carved out of train (with a note).
+  training size, at most 2,000 and at least 1. It is drawn from the rows outside train and test
+  (left over after both draws; for the pair tasks also the labelled upstream splits that are
+  neither, MRPC's test). The training set is never shrunk for it where the dataset has a Table-1
+  size: Table 1's training size is what shapes the scores, the test size only their noise, so a
+  single-sentence dataset without enough rows left over (SST-2, whose pool is used up by Table 1,
+  and TFNT) takes the shortfall out of its *test* set. The pair tasks have no Table-1 size and a
+  small test set (GLUE validation: 277 and 408 pairs), so RTE, which has no rows outside its two
+  GLUE splits, carves its validation out of GLUE train, as is usual for GLUE. Either way a note says
+  so (``validation_note``).
 * Draws are stratified whenever sklearn can (every class has 2+ rows and the draw and the rest
   each have room for one row per class); tiny draws fall back to a plain seeded random draw.
 
@@ -45,7 +53,7 @@ from harness import BadData, BadInput
 from harness.data import FETCH_HINT, DatasetSpec, check_frame, dataset_folder, dataset_spec, files_digest, load_raw
 from harness.results import write_atomic
 
-CACHE_VERSION = 1  # bump when the split rule or the Encoded layout changes: old cache files stop matching
+CACHE_VERSION = 2  # bump when the split rule or the Encoded layout changes: old cache files stop matching
 VAL_SHARE, VAL_MAX = 0.1, 2000
 
 
@@ -80,28 +88,39 @@ def default_n_val(n_train: int) -> int:
     return int(min(VAL_MAX, max(1, round(VAL_SHARE * n_train))))
 
 
-def _validation(name: str, train: pd.DataFrame, left: pd.DataFrame, n_val: int | None, seed: int,
+def _validation(name: str, left: pd.DataFrame, want: int, seed: int, donor: pd.DataFrame, donor_name: str,
                 notes: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(train, validation): validation from the left-over rows, any shortfall carved out of train."""
-    want = n_val or default_n_val(len(train))
+    """(validation, donor): ``want`` rows drawn from ``left`` (the rows outside train and test); any
+    shortfall is carved out of ``donor`` (the split that gives way: test or train), with a note."""
     if len(left) >= want:
-        return train, _draw(left, want, seed)[0]
+        return _draw(left, want, seed)[0], donor
     short = want - len(left)
-    if short >= len(train):
-        raise BadInput(f"{name}: a validation set of {want:,} rows would leave no training rows "
-                       f"({len(train):,} train, {len(left):,} left over)")
-    carved, train = _draw(train, short, seed)
-    notes.append(f"{name}: only {len(left):,} rows left over for validation; {short:,} of its {want:,} rows "
-                 f"carved out of train, leaving {len(train):,} train")
-    return train, pd.concat([left, carved])
+    if short >= len(donor):
+        raise BadInput(f"{name}: a validation set of {want:,} rows would leave no {donor_name} rows "
+                       f"({len(donor):,} {donor_name}, {len(left):,} outside train and test)")
+    carved, donor = _draw(donor, short, seed)
+    notes.append(validation_note(name, len(left), short, want, donor_name, len(donor)))
+    return pd.concat([left, carved]), donor
+
+
+def validation_note(name: str, outside: int, short: int, want: int, donor_name: str, donor_left: int) -> str:
+    """The note of a validation set that had to be carved (REPORT.md's data table shows it per dataset)."""
+    return (f"{name}: only {outside:,} rows outside train and test for validation; {short:,} of its {want:,} "
+            f"rows carved out of {donor_name}, leaving {donor_left:,} {donor_name}")
+
+
+def distinct_pool(spec: DatasetSpec, raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """A single-sentence dataset's labelled rows, all upstream splits pooled, duplicate texts dropped
+    (first copy kept, upstream order): what Table 1's splits are drawn from."""
+    columns = [*spec.text_fields, "label"]
+    pool = pd.concat([frame[columns] for frame in raw.values()], ignore_index=True)
+    return pool.drop_duplicates(subset=list(spec.text_fields), ignore_index=True)
 
 
 def _pooled_splits(spec: DatasetSpec, raw: dict[str, pd.DataFrame], n_train: int | None, n_test: int | None,
                    n_val: int | None, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[str]]:
-    """Single-sentence datasets: pool all splits, drop duplicate texts, draw test, then train."""
-    columns = [*spec.text_fields, "label"]
-    pool = pd.concat([frame[columns] for frame in raw.values()], ignore_index=True)
-    pool = pool.drop_duplicates(subset=list(spec.text_fields), ignore_index=True)
+    """Single-sentence datasets: pool all splits, drop duplicate texts, draw test, then train, then validation."""
+    pool = distinct_pool(spec, raw)
     want_test, want_train = n_test or spec.paper_test, n_train or spec.paper_train
     if want_test >= len(pool) - 1:
         raise BadInput(f"{spec.name}: n_test={want_test:,} leaves too few rows to train on; "
@@ -113,13 +132,14 @@ def _pooled_splits(spec: DatasetSpec, raw: dict[str, pd.DataFrame], n_train: int
         asked = "the paper's" if n_train is None else "the requested"
         notes.append(f"{spec.name}: only {len(pool):,} distinct labelled texts exist; {asked} {want_train:,} train "
                      f"capped to {len(train):,} (test keeps {len(test):,})")
-    train, val = _validation(spec.name, train, left, n_val, seed, notes)
+    val, test = _validation(spec.name, left, n_val or default_n_val(len(train)), seed, test, "test", notes)
     return train, val, test, notes
 
 
 def _glue_splits(spec: DatasetSpec, raw: dict[str, pd.DataFrame], n_train: int | None, n_test: int | None,
                  n_val: int | None, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[str]]:
-    """Pair tasks: test from GLUE validation, train (and validation) from GLUE train."""
+    """Pair tasks: test from GLUE validation, train from GLUE train, validation from the rest (GLUE train's
+    left-over rows and any other labelled split, MRPC's test), carved out of train where that is too little."""
     if not {"train", "validation"} <= raw.keys():
         raise BadData(f"{spec.name} needs GLUE's train and validation splits, found {sorted(raw)}: {FETCH_HINT}")
     pair, columns = list(spec.text_fields), [*spec.text_fields, "label"]
@@ -134,7 +154,12 @@ def _glue_splits(spec: DatasetSpec, raw: dict[str, pd.DataFrame], n_train: int |
     for split, want, got, source in (("test", want_test, test, "validation"), ("train", want_train, train, "train")):
         if len(got) < want:
             notes.append(f"{spec.name}: GLUE {source} holds only {len(got):,} pairs; n_{split}={want:,} capped to {len(got):,}")
-    train, val = _validation(spec.name, train, left, n_val, seed, notes)
+    others = [frame[columns] for split, frame in raw.items() if split not in ("train", "validation")]
+    if others:  # labelled rows in neither GLUE split (MRPC's test): validation without shrinking train or test
+        extra = pd.concat(others, ignore_index=True).drop_duplicates(subset=pair, ignore_index=True)
+        used = pd.concat([train_pool, test_pool]).set_index(pair).index
+        left = pd.concat([left, extra[~extra.set_index(pair).index.isin(used)]], ignore_index=True)
+    val, train = _validation(spec.name, left, n_val or default_n_val(len(train)), seed, train, "train", notes)
     return train, val, test, notes
 
 

@@ -43,9 +43,15 @@ class Block:
     fixed: tuple[tuple[str, object], ...]  # CellConfig field -> value, shared by the block's cells
 
 
+# Figure 1's vectors: "head_input", what the classifier reads (the pooler's output where the cell has one),
+# or "cls", the final layer's [CLS] token output, what the paper plots ("[CLS] tokens gained from the
+# fine-tuned BERT models", Section 4.4); harness.plots reads both from a cell's saved vectors.
+TSNE_VECTORS = ("head_input", "cls")
+
+
 @dataclass(frozen=True)
 class TsneSpec:
-    """Figure 1: which cells save their test-set features (clean, top-k, bottom-k and 100%)."""
+    """Figure 1: which cells save their test-set features (clean, top-k, bottom-k and 100%), and which vectors."""
 
     model: str
     dataset: str
@@ -53,6 +59,7 @@ class TsneSpec:
     seed: int = 0
     pooling: str = "cls"
     mode: str = "full"
+    vectors: str = "head_input"
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,9 @@ class Profile:
     blocks: tuple[Block, ...]
     tsne: TsneSpec | None = None
     analysis: AnalysisSpec | None = None
+    # Run cells that ask for Table 1's sizes on data that cannot give them (harness.table1): an explicit,
+    # recorded choice; without it the grid refuses before any cell.
+    allow_data_below_table1: bool = False
 
 
 # ---------------------------------------------------------------- reading params.yaml
@@ -163,12 +173,15 @@ def parse_block(raw: dict, defaults: dict, index: int) -> Block:
 
 
 def parse_tsne(raw: dict) -> TsneSpec:
-    known = {"model", "dataset", "fraction", "seed", "pooling", "mode"}
+    known = {"model", "dataset", "fraction", "seed", "pooling", "mode", "vectors"}
     if not isinstance(raw, dict) or set(raw) - known or not {"model", "dataset", "fraction"} <= set(raw):
-        raise BadInput(f"tsne must be a mapping with model, dataset, fraction (and optionally seed, pooling, mode); got {raw!r}")
+        raise BadInput("tsne must be a mapping with model, dataset, fraction (and optionally seed, pooling, mode, "
+                       f"vectors); got {raw!r}")
     fraction = parse_fraction(raw["fraction"])
     if fraction in (0, 1):
         raise BadInput(f"tsne fraction must be partial (top-k vs bottom-k), got {raw['fraction']!r}")
+    if raw.get("vectors", "head_input") not in TSNE_VECTORS:
+        raise BadInput(f"tsne vectors must be one of {TSNE_VECTORS}, got {raw['vectors']!r}")
     return TsneSpec(**{**raw, "fraction": fraction})
 
 
@@ -225,16 +238,20 @@ def load_profile(name: str | None = None, params_path: str | Path = "params.yaml
     raw = profiles[name]
     if not isinstance(raw, dict) or not isinstance(raw.get("blocks"), list) or not raw["blocks"]:
         raise BadInput(f"profile {name!r} needs a non-empty 'blocks:' list")
-    unknown = set(raw) - {"defaults", "blocks", "tsne", "analysis"}
+    known = ("defaults", "blocks", "tsne", "analysis", "allow_data_below_table1")
+    unknown = set(raw) - set(known)
     if unknown:
-        raise BadInput(f"profile {name!r}: unknown keys {sorted(unknown)}; known: defaults, blocks, tsne, analysis")
+        raise BadInput(f"profile {name!r}: unknown keys {sorted(unknown)}; known: {', '.join(known)}")
+    allow_below = raw.get("allow_data_below_table1", False)
+    if not isinstance(allow_below, bool):
+        raise BadInput(f"profile {name!r}: allow_data_below_table1 must be true or false, got {allow_below!r}")
     defaults = raw.get("defaults") or {}
     if not isinstance(defaults, dict):
         raise BadInput(f"profile {name!r}: defaults must be a mapping of block keys, got {defaults!r}")
     blocks = tuple(parse_block(block, defaults, i) for i, block in enumerate(raw["blocks"]))
     tsne = parse_tsne(raw["tsne"]) if raw.get("tsne") else None
     analysis = parse_analysis(raw["analysis"]) if raw.get("analysis") else None
-    profile = Profile(name=name, blocks=blocks, tsne=tsne, analysis=analysis)
+    profile = Profile(name=name, blocks=blocks, tsne=tsne, analysis=analysis, allow_data_below_table1=allow_below)
     if tsne is not None or analysis is not None:
         from harness.expand import analysis_cells, expand, tsne_cells
 

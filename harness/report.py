@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -122,8 +122,6 @@ def paper_tables_for(paper: pd.DataFrame, summary: pd.DataFrame) -> list[tuple[s
 
 def what_ran(cells: pd.DataFrame, records: list[dict], profile: str) -> str:
     versions = pd.DataFrame([r["versions"] for r in records]).drop_duplicates()
-    sizes = (cells.groupby("dataset")[["n_train", "n_test"]].max().reset_index()
-             .rename(columns={"n_train": "train examples", "n_test": "test examples"}))
     devices = sorted({r.get("device", "?") for r in records})
     hardware = {h for h in cells.get("hardware", pd.Series(dtype=str)).dropna() if h}
     statuses = cells["status"].value_counts().to_dict()
@@ -141,15 +139,39 @@ def what_ran(cells: pd.DataFrame, records: list[dict], profile: str) -> str:
         f"{', '.join(sorted(set(cells['precision'].dropna()))) if 'precision' in cells else '?'} "
         "(`precision: auto`: bf16 only where the hardware computes it natively).",
         "",
-        "Data actually used (after the splits' caps):",
+        "Data actually used (after the splits' caps), and where each validation set (model selection only) came "
+        "from: rows outside Table 1's train and test where the dataset has them, else carved out of test (the "
+        "single-sentence datasets: Table 1's training size is kept) or out of GLUE train (RTE):",
         "",
-        _markdown(sizes),
+        data_table(records),
         "",
         "Software (from the records; one row per distinct combination):",
         "",
         _markdown(versions),
     ]
     return "\n".join(lines)
+
+
+def validation_source(notes: Sequence[str]) -> str:
+    """Where a cell's validation rows came from, read from its split notes (``harness.prepare.validation_note``)."""
+    for note in notes:
+        if "for validation" in note:  # the note of a carved validation set (also its wording before issue 23)
+            return note.split(": ", 1)[-1]
+    return "rows outside train and test"
+
+
+def data_table(records: Sequence[dict]) -> str:
+    """One row per dataset and distinct split: train, validation and test sizes, the validation's source, the caps."""
+    rows = {}
+    for record in records:
+        data, dataset = record.get("data", {}), record["config"]["dataset"]
+        notes = data.get("notes", [])
+        caps = "; ".join(note.split(": ", 1)[-1] for note in notes if "for validation" not in note)
+        row = {"dataset": dataset, "train": data.get("n_train"), "validation": data.get("n_val"),
+               "test": data.get("n_test"), "validation from": validation_source(notes), "caps": caps or "none"}
+        rows[tuple(row.values())] = row
+    table = pd.DataFrame(sorted(rows.values(), key=lambda r: (r["dataset"], -(r["train"] or 0))))
+    return _markdown(table) if not table.empty else "No records."
 
 
 def verdict_table(by_source: dict[str, dict[str, ClaimVerdict]]) -> str:
@@ -231,6 +253,10 @@ def contradictions(comparisons: Iterable, source: str) -> str:
     return "\n".join(f"- **{c.claim}** `{c.id}`: {c.detail}" for c in found)
 
 
+TSNE_VECTOR_NAMES = {"head_input": "the classifier's input (the pooler's output where the model has one)",
+                     "cls": "the final layer's [CLS] token, as the paper plots"}
+
+
 def tsne_section(tsne_json: Path, png: Path) -> str:
     if not tsne_json.exists():
         return "No t-SNE features were saved in this profile."
@@ -243,7 +269,8 @@ def tsne_section(tsne_json: Path, png: Path) -> str:
              "cell": f"`{panel['config_hash']}`"} for setting, panel in tsne["panels"].items()]
     return "\n".join([
         f"![t-SNE of the fine-tuned features]({png.as_posix()})", "",
-        f"{tsne['model']} on {tsne['dataset']}, {tsne['pooling']} pooling, {tsne['mode']} fine-tuning, seed {tsne['seed']}:",
+        f"{tsne['model']} on {tsne['dataset']}, {tsne['pooling']} pooling, {tsne['mode']} fine-tuning, seed {tsne['seed']}; "
+        f"vectors: {TSNE_VECTOR_NAMES.get(tsne.get('vectors', 'head_input'), tsne.get('vectors'))}:",
         "", _markdown(pd.DataFrame(rows)),
     ])
 

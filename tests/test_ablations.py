@@ -41,6 +41,19 @@ def test_variant_labels_name_kind_strength_component_and_setting():
     assert variant_label(probe) == "probe, dropout on"
 
 
+def test_the_kaiming_gain_is_its_own_variant_after_its_default_twin_and_left_out_of_claim4():
+    rows = _cells({CLEAN: [90.0, 91.0, 90.5], REINIT: [80.0, 81.0, 80.5]})
+    rows += [{**row, "init": "kaiming_uniform_a0"} for row in _cells({REINIT: [75.0, 76.0, 75.5]})]
+    frame = pd.DataFrame(rows)
+    assert list(dict.fromkeys(with_variants(frame)["variant"])) == ["clean", "re-init (100%)",
+                                                                    "re-init a=0 gain (100%)"]
+    assert compare(frame, "re-init (100%)", "re-init a=0 gain (100%)")["difference"] == -5.0
+    probes = pd.DataFrame(_cells({CLEAN: [70.0, 71.0, 72.0], REINIT: [60.0, 61.0, 62.0]}, mode="probe"))
+    with_gain = probe_dropout_claim4(pd.concat([frame, probes], ignore_index=True))
+    without = probe_dropout_claim4(pd.concat([frame[frame["init"].isna()], probes], ignore_index=True))
+    assert [c.detail for c in with_gain["off"]] == [c.detail for c in without["off"]]  # a=0 cells are not the paper's
+
+
 def test_heals_fully_when_equal_not_when_a_loss_remains_undecided_when_noisy_and_diverged_is_no():
     scores = {
         CLEAN: [84.0, 84.5, 83.8],

@@ -78,17 +78,34 @@ def test_pair_tasks_keep_glue_splits():
 def test_ag_news_is_capped_with_a_note_and_a_warning():
     with pytest.warns(UserWarning, match="ag_news: only .* distinct labelled texts exist; the paper's 48,000"):
         splits = make_splits("ag_news", DATA)
-    pool = sum(len(f) for f in load_raw("ag_news", DATA).values())
-    assert len(splits.test) == 6000
-    assert len(splits.train) + len(splits.validation) + len(splits.test) <= pool
-    assert len(splits.train) < 48_000 and len(splits.validation) >= 1
+    pool = len(hp.distinct_pool(dataset_spec("ag_news"), load_raw("ag_news", DATA)))
+    # test is drawn at Table 1's 6,000 first, train takes every row left; validation then comes out of test
+    assert len(splits.train) == pool - 6000 and len(splits.validation) + len(splits.test) == 6000
     assert any("capped" in note for note in splits.notes)
-    assert any("carved out of train" in note for note in splits.notes)
+    assert any("carved out of test" in note for note in splits.notes)
+
+
+@pytest.mark.parametrize("name, rows_outside", [("sst2", 0), ("twitter_financial_news_topic", 107)])
+def test_table1_training_size_is_kept_and_validation_comes_out_of_test(name, rows_outside):
+    spec, splits = dataset_spec(name), quiet_splits(name)
+    pool = len(hp.distinct_pool(spec, load_raw(name, DATA)))
+    assert len(splits.train) == min(spec.paper_train, pool - spec.paper_test)  # SST-2: 150 short of 56k, not 2,150
+    want = min(2000, len(splits.train) // 10)
+    assert len(splits.validation) == want and len(splits.test) == spec.paper_test - (want - rows_outside)
+    assert any(f"only {rows_outside:,} rows outside train and test for validation" in note
+               and "carved out of test" in note for note in splits.notes)
+
+
+def test_mrpc_validation_comes_from_its_labelled_test_split_so_glue_train_is_kept():
+    spec, raw, splits = dataset_spec("mrpc"), load_raw("mrpc", DATA), quiet_splits("mrpc")
+    assert keys(splits.train, spec) == keys(raw["train"], spec)  # the whole GLUE train
+    assert keys(splits.validation, spec) <= keys(raw["test"], spec)
+    assert len(splits.validation) == round(0.1 * len(raw["train"])) and splits.notes == ()
 
 
 def test_too_large_train_request_is_capped_not_an_error():
     splits = quiet_splits("mrpc", n_train=10**6, n_test=100)
-    assert len(splits.test) == 100 and 3000 < len(splits.train) < 3668
+    assert len(splits.test) == 100 and len(splits.train) == 3668  # all of GLUE train: validation from MRPC test
     assert any("n_train=1,000,000 capped" in note for note in splits.notes)
 
 

@@ -59,6 +59,17 @@ def test_paper_profile_is_tables_2_to_5():
     assert {c.dataset for c in cells if c.dataset not in six} == {"mrpc", "rte"}
 
 
+def test_paper_profile_settings_follow_the_paper_and_its_stack():
+    """Issue 23: Table 1's sizes, fp32, batch 8 (Trainer's default), max_length 512, the mean straight into the
+    classifier (Table 3), the pooler over [CLS] elsewhere, Figure 1 from the final layer's [CLS] token."""
+    profile = load_profile("paper", PARAMS)
+    cells = expand(profile)
+    assert {(c.n_train, c.n_test, c.n_val) for c in cells} == {(None, None, None)}
+    assert {(c.precision, c.batch_size, c.max_length) for c in cells} == {("fp32", 8, 512)}
+    assert {(c.pooling, c.pooler) for c in cells} == {("mean", False), ("cls", True)}
+    assert profile.tsne.vectors == "cls" and not profile.allow_data_below_table1
+
+
 def test_mini_profile_has_what_the_issue_asks():
     """Issue 11: MiniLM's trained path (mean pooling, no pooler), clean/bottom/top/100%, 3 seeds, a probe
     slice on the same dataset, a test set whose sampling noise is <= ~2 F1 points, precision auto."""

@@ -86,6 +86,25 @@ def test_tsne_figure_from_saved_features(tmp_path):
     assert saved["panels"]["clean"]["config_hash"] == chosen["clean"].hash
 
 
+def test_tsne_of_the_final_layers_cls_token_reads_the_per_layer_capture(tmp_path):
+    panels = tsne_panels()
+    scores = pd.DataFrame([{"config_hash": c.hash, "best_test_f1": 80.0} for v in panels.values() for c in v])
+    chosen = choose_tsne_cells(panels, scores)
+    for i, config in enumerate(chosen.values()):
+        final, labels = blobs(8, 4, spread=0.3 + 3 * i, seed=i)
+        # (embeddings + 2 layers, examples, hidden): only the last layer clusters; the head's input is noise
+        layers = np.stack([np.random.default_rng(i).normal(size=final.shape), np.zeros_like(final), final])
+        np.savez(features_file(config, tmp_path, "d"), features=np.random.default_rng(9).normal(size=(5, 3)),
+                 labels=np.zeros(5, int), layers_test_after_cls=layers.astype(np.float16), labels_test=labels)
+    saved = tsne_figure(chosen, tmp_path, tmp_path / "tsne.png", tmp_path / "tsne.json", "d", vectors="cls")
+    assert saved["vectors"] == "cls" and all(p["n_points"] == 32 for p in saved["panels"].values())
+    silhouettes = [saved["panels"][name]["silhouette"] for name in panels]
+    assert silhouettes == sorted(silhouettes, reverse=True) and silhouettes[0] > 0.5
+    np.savez(features_file(chosen["clean"], tmp_path, "d"), features=np.zeros((5, 3)), labels=np.zeros(5, int))
+    with pytest.raises(BadInput, match="lacks its cls vectors"):  # a cell saved before the capture existed
+        tsne_figure(chosen, tmp_path, tmp_path / "tsne.png", tmp_path / "tsne.json", "d", vectors="cls")
+
+
 def test_tsne_needs_the_features(tmp_path):
     panels = tsne_panels()
     scores = pd.DataFrame([{"config_hash": c.hash, "best_test_f1": 80.0} for v in panels.values() for c in v])
