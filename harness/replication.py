@@ -539,16 +539,22 @@ def replication_section(records_dir: str | Path, plots_dir: str | Path, *, paper
     parts += ["", "Each claim on each dataset alone (supported/contradicted/inconclusive comparisons; Holm over "
               "the dataset's votes). Claim 5 needs the representation analysis, which this profile does not run.", "",
               _markdown(dataset_table(replication)), ""]
-    decided = {claim: replication.pooled_verdict(claim) for claim in ORDERING_CLAIMS}
-    parts += ["Across datasets (the dataset as the unit): "
-              + "; ".join(f"{claim} **{d.verdict}**" + (f" (weakest stratum: {d.decisive.name})" if d.decisive else "")
-                          for claim, d in decided.items() if d is not None) + ".", "",
-              _markdown(pooled_table(replication)), ""]
+    decided = {claim: d for claim in ORDERING_CLAIMS if (d := replication.pooled_verdict(claim)) is not None}
+    if decided:
+        parts += ["Across datasets (the dataset as the unit): "
+                  + "; ".join(f"{claim} **{d.verdict}**" + (f" (weakest stratum: {d.decisive.name})" if d.decisive
+                                                           else "") for claim, d in decided.items()) + ".", "",
+                  _markdown(pooled_table(replication)), ""]
+    else:
+        parts += [f"Across datasets: nothing pooled yet (a stratum needs records on ≥ {DEFAULT_POOLING.min_datasets} "
+                  "datasets).", ""]
     for claim, png in pngs.items():
         rows = forest_rows(replication, claim)
         plot_forest(rows, png, title=f"{claim}: {GAP_LABELS[claim]}, MiniLM-L6 (ours) vs BERT-base (paper)",
                     xlabel="gap (F1 points)", row_order=[dataset_name(d.dataset) for d in replication.datasets])
+        words = agreement_sentences(replication, claim) or [
+            "No comparison of this claim has a paper value at the same level, nor a pooled estimate, yet."]
         parts += [f"### {claim}: {GAP_LABELS[claim]}", "", f"![Forest plot of {claim}]({png.as_posix()})", "",
-                  *agreement_sentences(replication, claim), "", _markdown(gap_table(replication, claim)), ""]
+                  *words, "", _markdown(gap_table(replication, claim)), ""]
     return "\n".join(parts)
 

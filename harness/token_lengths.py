@@ -36,8 +36,10 @@ class LengthSummary:
     percentiles: tuple[tuple[int, int], ...]  # (percentile, length)
     truncated_share: tuple[tuple[int, float], ...]  # (max_length, share of examples longer than it)
 
-    def mean_at(self, lengths: np.ndarray, max_length: int) -> float:
-        return float(np.minimum(lengths, max_length).mean())
+
+def mean_kept(lengths: np.ndarray, max_length: int) -> float:
+    """Mean tokens an example keeps after truncation to ``max_length``: what a cell pays for."""
+    return float(np.minimum(lengths, max_length).mean())
 
 
 def untruncated_lengths(frame: pd.DataFrame, dataset: str, tokenizer) -> np.ndarray:
@@ -82,7 +84,7 @@ def length_table(datasets: Sequence[str], data_dir: str | Path = "data", sample:
         rows.append({"dataset": dataset, "n": found.n, "mean": round(found.mean, 1),
                      **{f"p{p}": length for p, length in found.percentiles},
                      **{f"cut@{m}": f"{share:.1%}" for m, share in found.truncated_share},
-                     **{f"mean@{m}": round(found.mean_at(lengths, m), 1) for m in candidates}})
+                     **{f"mean@{m}": round(mean_kept(lengths, m), 1) for m in candidates}})
     return pd.DataFrame(rows)
 
 

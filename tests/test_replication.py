@@ -223,3 +223,13 @@ def test_section_from_records_has_tables_words_and_figures(tmp_path, monkeypatch
     assert "Not yet run" not in text and "Across datasets" in text
     for claim in FOREST_CLAIMS:
         assert f"forest_{claim}.png" in text and (tmp_path / "plots" / f"forest_{claim}.png").is_file()
+
+
+def test_token_length_summary_states_the_truncated_share():
+    from harness.token_lengths import mean_kept, summarise
+
+    lengths = np.array([10, 20, 30, 200, 600])
+    found = summarise("x", lengths, candidates=(64, 512))
+    assert dict(found.truncated_share) == {64: 0.4, 512: 0.2}
+    assert dict(found.percentiles)[50] == 30
+    assert mean_kept(lengths, 64) == pytest.approx((10 + 20 + 30 + 64 + 64) / 5)
