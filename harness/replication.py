@@ -334,18 +334,28 @@ def kept_cells(folder: str | Path) -> tuple[pd.DataFrame, int]:
     return pd.DataFrame(rows, columns=CELL_COLUMNS + ["revision"]), other
 
 
+@dataclass(frozen=True)
+class KeptReplication:
+    """The replication read from a folder of kept records, with what it rests on."""
+
+    replication: Replication
+    cells: pd.DataFrame  # cells.csv's rows of this METHOD_VERSION's records
+    diagnosis: pd.DataFrame  # the convergence diagnostic (harness.convergence) of those cells
+    other_versions: int  # records of other METHOD_VERSIONs passed over
+
+
 def replication_of(folder: str | Path, paper: pd.DataFrame | None = None, rule: DecisionRule = DEFAULT_RULE
-                   ) -> tuple[Replication, pd.DataFrame, pd.DataFrame] | None:
-    """(the replication, its cells, the convergence diagnosis) from a folder of kept records; None if it has none
-    of this METHOD_VERSION. Verdicts read the held-out protocol (``selected``: epoch and lr on validation)."""
-    cells, _ = kept_cells(folder)
+                   ) -> KeptReplication | None:
+    """The replication from a folder of kept records; None if it has none of this METHOD_VERSION. Verdicts read
+    the held-out protocol (``selected``: epoch and lr chosen on validation)."""
+    cells, other = kept_cells(folder)
     if cells.empty:
         return None
     frame = results_frame(cells, "selected", str(folder))
     diagnosis = diagnose(cells, metric="selected")
     found = replicate(frame, load_predictions(frame, folder), paper=paper, rule=rule,
                       under_trained=under_trained_slices(diagnosis))
-    return found, cells, diagnosis
+    return KeptReplication(found, cells, diagnosis, other)
 
 
 # ---------------------------------------------------------------- tables, words and the forest plot
@@ -519,9 +529,8 @@ def replication_section(records_dir: str | Path, plots_dir: str | Path, *, paper
         for png in pngs.values():
             plot_placeholder(png, why.replace("`", ""))
         return "\n".join(parts + [why, ""])
-    replication, cells, diagnosis = found
+    replication, cells, diagnosis, other = found.replication, found.cells, found.diagnosis, found.other_versions
     expected = _expected_cells(Path(params) if params is not None else None)
-    _, other = kept_cells(folder)
     coverage = f"{len(cells)} of {expected} cells" if expected else f"{len(cells)} cells"
     parts += [f"From {_provenance(cells, folder)} ({coverage} of the profile{'; PARTIAL' if expected and len(cells) < expected else ''}"
               f"{f'; {other} records of other method versions passed over' if other else ''}). Test F1 at the epoch of "

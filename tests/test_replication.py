@@ -217,7 +217,8 @@ def test_section_from_records_has_tables_words_and_figures(tmp_path, monkeypatch
     frame, _ = simulated(0)
     cells = frame.assign(lr=1e-4, selected_val_f1=frame["f1"], selected_test_f1=frame["f1"], status="ok",
                          revision="abc")
-    monkeypatch.setattr(replication, "replication_of", lambda *args, **kwargs: (story, cells, pd.DataFrame()))
+    kept = replication.KeptReplication(story, cells, pd.DataFrame(), 0)
+    monkeypatch.setattr(replication, "replication_of", lambda *args, **kwargs: kept)
     (tmp_path / "records" / "replication").mkdir(parents=True)
     text = replication_section(tmp_path / "records", tmp_path / "plots", params=None)
     assert "Not yet run" not in text and "Across datasets" in text
@@ -233,3 +234,25 @@ def test_token_length_summary_states_the_truncated_share():
     assert dict(found.truncated_share) == {64: 0.4, 512: 0.2}
     assert dict(found.percentiles)[50] == 30
     assert mean_kept(lengths, 64) == pytest.approx((10 + 20 + 30 + 64 + 64) / 5)
+
+
+def test_section_reads_kept_records(tmp_path):
+    """The mini profile's kept records (SST-2) read as a partial replication: the real record layout, one
+    dataset, so per-dataset verdicts and the paper beside them, and nothing pooled yet."""
+    import json
+    from pathlib import Path
+
+    from harness.config import METHOD_VERSION
+
+    source = Path(__file__).resolve().parent.parent / "results" / "records" / "mini"
+    records = sorted(source.glob("*.json"))
+    if not records:
+        pytest.skip("no kept records of the mini profile in this checkout")
+    folder = tmp_path / "records" / "replication"
+    folder.mkdir(parents=True)
+    for path in records:  # as if this METHOD_VERSION made them: the reading is what is tested
+        record = json.loads(path.read_text(encoding="utf-8"))
+        (folder / path.name).write_text(json.dumps({**record, "method_version": METHOD_VERSION}), encoding="utf-8")
+    text = replication_section(tmp_path / "records", tmp_path / "plots", params=None)
+    assert "Not yet run" not in text and "| SST-2 |" in text
+    assert "nothing pooled yet" in text and "(T3)" in text  # the paper's Table 3 beside ours
