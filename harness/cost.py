@@ -137,11 +137,12 @@ def cell_cost(config, split_tokens: dict[str, float], n_params: int) -> CellCost
     ``split_tokens``: real tokens of the cell's train, validation and test splits.
     """
     epochs = config.epochs
-    evaluated = epochs * (split_tokens["validation"] + split_tokens["test"])
+    held_out = split_tokens["validation"] + split_tokens["test"]
     if config.mode == "probe":  # the frozen body runs once over train (every epoch with probe_dropout); the head ~0
-        train, body = 0.0, (epochs if config.probe_dropout else 1) * split_tokens["train"]
+        # the body's validation and test vectors are cached too (harness.train), so they are scored once
+        train, body, evaluated = 0.0, (epochs if config.probe_dropout else 1) * split_tokens["train"], held_out
     else:
-        train, body = epochs * split_tokens["train"], 0.0
+        train, body, evaluated = epochs * split_tokens["train"], 0.0, epochs * held_out
     flops = 6 * n_params * train + 2 * n_params * (body + evaluated)
     return CellCost(model=config.model, train_tokens=train, body_tokens=body, eval_tokens=evaluated, flops=flops)
 

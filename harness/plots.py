@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import textwrap
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +28,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 from sklearn.manifold import TSNE
 from sklearn.metrics import silhouette_score
 from sklearn.utils import resample
@@ -41,8 +44,41 @@ from harness.results import features_path, read_csv, record_path, write_atomic, 
 SERIES_COLORS = {"bottom": "tab:red", "top": "tab:blue"}
 
 
+def fitted_title(text: str, width_in: float, fontsize: float) -> str:
+    """``text`` wrapped to lines that fit ``width_in`` inches at ``fontsize`` points (an average glyph of DejaVu
+    Sans is ~0.55 em wide): a suptitle wider than its figure is cut off, even under constrained layout."""
+    per_line = max(12, int(width_in * 72 / (0.55 * fontsize)))
+    return textwrap.fill(text, per_line)
+
+
+def texts_outside(figure: Figure) -> list[str]:
+    """What a reader would find cut off once ``figure`` is drawn: each figure-level text (suptitle, legend
+    entries) and each panel (its title, labels and drawn tick labels) that does not lie wholly inside it.
+    Empty when everything fits."""
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    figure.draw(renderer)  # constrained layout places everything on drawing
+    inside = figure.bbox.padded(1.0)  # a pixel of rounding
+
+    def fits(box) -> bool:
+        return inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1
+
+    found = [f"panel {ax.get_title()!r}" for ax in figure.axes
+             if ax.get_visible() and (box := ax.get_tightbbox(renderer)) is not None and not fits(box)]
+    in_panels = {id(text) for ax in figure.axes for text in ax.findobj(Text)}  # judged with their panel above
+    for text in figure.findobj(Text):
+        if id(text) in in_panels or not text.get_visible() or not text.get_text().strip():
+            continue
+        if not fits(text.get_window_extent(renderer)):
+            found.append(text.get_text())
+    return found
+
+
 def plot_f1_vs_level(summary: pd.DataFrame, path: str | Path) -> Path:
     """Draw ``f1_vs_level.png`` from ``summary.csv``'s table (``harness.aggregate.summarise``)."""
+    return _save_png(f1_vs_level_figure(summary), path)
+
+
+def f1_vs_level_figure(summary: pd.DataFrame) -> Figure:
     curves = level_curves(summary)
     slices, datasets = list(dict.fromkeys(curves["slice"])), list(dict.fromkeys(curves["dataset"]))
     figure = Figure(figsize=(3.2 * len(datasets), 2.9 * len(slices)), layout="constrained")
@@ -64,8 +100,9 @@ def plot_f1_vs_level(summary: pd.DataFrame, path: str | Path) -> Path:
         ax.set_xticks(sorted(panel["level"].unique()))
         ax.tick_params(labelsize=7)
     axes[0][0].legend(fontsize=7)
-    figure.suptitle("Fine-tuned F1 against corruption (best epoch and lr; mean and std over seeds)", fontsize=10)
-    return _save_png(figure, path)
+    figure.suptitle(fitted_title("Fine-tuned F1 against corruption (best epoch and lr; mean and std over seeds)",
+                                 figure.get_figwidth(), 10), fontsize=10)
+    return figure
 
 
 def _save_png(figure: Figure, path: str | Path) -> Path:
@@ -177,6 +214,70 @@ def plot_ablations(cells: pd.DataFrame, path: str | Path, title: str = "") -> Pa
     ax.set_xlabel("weighted F1 (%), best epoch")
     ax.set_title(title, fontsize=9)
     return _save_png(figure, path)
+
+
+# ---------------------------------------------------------------- issue 22: the replication's forest plot
+
+FOREST_STYLE = {  # (source, pooled) -> marker, colour, filled, legend label
+    ("ours", False): ("o", "black", True, "ours (MiniLM-L6), 95% CI"),
+    ("paper", False): ("s", "tab:orange", False, "paper (BERT-base), assumed run noise"),
+    ("ours", True): ("D", "black", True, "pooled over datasets (random effects)"),
+    ("paper", True): ("D", "tab:orange", False, "the paper's, pooled the same way"),
+}
+
+
+def plot_forest(rows: pd.DataFrame, path: str | Path, *, title: str, xlabel: str,
+                row_order: Sequence[str] = (), max_columns: int = 4) -> Path:
+    """Draw ``forest_figure`` to ``path``."""
+    return _save_png(forest_figure(rows, title=title, xlabel=xlabel, row_order=row_order, max_columns=max_columns),
+                     path)
+
+
+def forest_figure(rows: pd.DataFrame, *, title: str, xlabel: str, row_order: Sequence[str] = (),
+                  max_columns: int = 4) -> Figure:
+    """A forest plot (``harness.replication.forest_rows``): one panel per stratum, one row per dataset (in
+    ``row_order``, then as they come) with our gap and the paper's just below it, the pooled rows last; 0 and
+    the claim's boundary as vertical lines."""
+    strata = list(dict.fromkeys(rows["stratum"])) or ["(nothing to plot)"]
+    pooled = rows["pooled"].astype(bool)
+    present = set(rows.loc[~pooled, "row"])
+    labels = list(dict.fromkeys([r for r in row_order if r in present] + list(rows.loc[~pooled, "row"]))) + \
+        list(dict.fromkeys(rows.loc[pooled, "row"]))
+    position = {label: i for i, label in enumerate(labels)}
+    columns = min(len(strata), max_columns)
+    lines = math.ceil(len(strata) / columns)
+    width = max(4.0, 1.3 + 2.5 * columns)  # 4 inches: the legend's longest entry, stacked, still fits
+    figure = Figure(figsize=(width, 1.5 + lines * (0.6 + 0.3 * max(len(labels), 1))), layout="constrained")
+    axes = figure.subplots(lines, columns, squeeze=False, sharey=True)
+    handles = {}
+    for ax, stratum in zip(axes.flat, strata):
+        panel = rows[rows["stratum"] == stratum]
+        ax.axvline(0.0, color="grey", linewidth=0.8)
+        for boundary in {float(b) for b in panel["boundary"] if float(b) != 0.0}:
+            label = f"the claim's boundary ({boundary:+g})"
+            handles[label] = ax.axvline(boundary, color="tab:red", linestyle="--", linewidth=0.9, label=label)
+        for row in panel.itertuples(index=False):
+            marker, color, filled, label = FOREST_STYLE[(row.source, bool(row.pooled))]
+            y = position[row.row] + (0.3 if row.source == "paper" else 0.0)
+            error = None
+            if math.isfinite(row.low) and math.isfinite(row.high):
+                error = [[row.estimate - row.low], [row.high - row.estimate]]
+            handles[label] = ax.errorbar(row.estimate, y, xerr=error, fmt=marker, color=color, markersize=5,
+                                         capsize=2, linewidth=1, markerfacecolor=color if filled else "white",
+                                         label=label)
+        ax.set_title(stratum, fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel(xlabel, fontsize=7)
+    for ax in list(axes.flat)[len(strata):]:
+        ax.set_axis_off()
+    first = axes[0][0]
+    first.set_yticks([position[label] + 0.15 for label in labels], labels)
+    first.set_ylim(len(labels) - 0.4, -0.6)
+    if handles:
+        figure.legend(list(handles.values()), list(handles), loc="outside lower center",
+                      ncols=min(3, columns, len(handles)), fontsize=7, frameon=False)
+    figure.suptitle(fitted_title(title, width, 10), fontsize=10)
+    return figure
 
 
 # ---------------------------------------------------------------- Figure 1: t-SNE

@@ -232,9 +232,10 @@ def test_cell_cost_full_and_probe():
     assert full.flops == 6 * 10 * 3000 + 2 * 10 * 900
     probe = hc.cell_cost(CellConfig(model="tiny-bert", dataset="sst2", epochs=3, mode="probe"), tokens, n_params=10)
     assert (probe.train_tokens, probe.body_tokens) == (0.0, 1000.0)  # the frozen body runs once
+    assert probe.eval_tokens == 300.0  # ... and its validation and test vectors are cached: scored once
     dropout = hc.cell_cost(CellConfig(model="tiny-bert", dataset="sst2", epochs=3, mode="probe", probe_dropout=True),
                            tokens, n_params=10)
-    assert (dropout.train_tokens, dropout.body_tokens) == (0.0, 3000.0)  # ... or every epoch, dropout on
+    assert (dropout.train_tokens, dropout.body_tokens, dropout.eval_tokens) == (0.0, 3000.0, 300.0)  # dropout on
     seconds = hc.predicted_seconds(full, 10, train_flops_per_s=600.0, eval_flops_per_s=200.0)
     assert seconds == pytest.approx(6 * 10 * 3000 / 600 + 2 * 10 * 900 / 200)
     assert hc.predicted_seconds(full, 10, 1200.0, 400.0) == pytest.approx(seconds / 2)

@@ -88,6 +88,32 @@ def test_mini_profile_has_what_the_issue_asks():
     assert list(panels) == ["clean", "top 33%", "bottom 33%", "100%"]
 
 
+def test_replication_profile_has_what_issue_22_asks():
+    """Issue 22: MiniLM-L6 with mean pooling (no pooler) on all eight datasets at clean, bottom/top 3 of 6 and
+    100%, two datasets (one binary, one multi-class) also at 2 and 4 of 6; the probe on Table 4's datasets;
+    3 seeds; fp32; every budget past the healing curve's plateau; two lrs to choose from somewhere."""
+    cells = expand(load_profile("replication", PARAMS))
+    full = [c for c in cells if c.mode == "full"]
+    assert {c.model for c in cells} == {"minilm-l6"} and {(c.pooling, c.pooler) for c in cells} == {("mean", False)}
+    assert {c.dataset for c in full} == {"sst2", "imdb", "ag_news", "emotion", "dbpedia_14",
+                                         "twitter_financial_news_topic", "mrpc", "rte"}
+
+    def layers(dataset):
+        return {(c.position, len(layers_to_corrupt(6, c.corrupt_position, c.fraction))) for c in full
+                if c.dataset == dataset}
+
+    paper_levels = {("none", 0), ("bottom", 3), ("top", 3), ("all", 6)}
+    steps = paper_levels | {(p, k) for p in ("bottom", "top") for k in (2, 4)}
+    assert {d for d in {c.dataset for c in full} if layers(d) == steps} == {"sst2", "emotion"}
+    assert all(layers(d) == paper_levels for d in {c.dataset for c in full} - {"sst2", "emotion"})
+    assert {c.dataset for c in cells if c.mode == "probe"} == {"ag_news", "dbpedia_14"}
+    assert {c.seed for c in cells} == {0, 1, 2} and {c.precision for c in cells} == {"fp32"}
+    assert all(c.n_train * c.epochs >= 6000 for c in full)  # the healing curve's gaps stop moving from 6,000
+    assert any(len({c.lr for c in full if c.dataset == d}) >= 2 for d in {c.dataset for c in full})
+    mini = {c.hash for c in expand(load_profile("mini", PARAMS)) if c.mode == "full"}
+    assert mini <= {c.hash for c in full}  # SST-2's cells at mini's lr are mini's: never computed twice
+
+
 def test_ci_profile_is_small_and_offline():
     cells = expand(load_profile("ci", PARAMS))
     assert {c.model for c in cells} == {"tiny-bert", "tiny-distilbert"}
@@ -116,7 +142,7 @@ def test_bad_profiles_fail_clearly(tmp_path, change, message):
 
 
 def test_unknown_profile_names_the_known_ones():
-    with pytest.raises(BadInput, match="mini, healing_curve, emotion_layers, ablations, paper, ci"):
+    with pytest.raises(BadInput, match="mini, healing_curve, emotion_layers, ablations, replication, paper, ci"):
         load_profile("full", PARAMS)
 
 

@@ -10,7 +10,8 @@ import pytest
 
 from harness import BadInput
 from harness.config import CellConfig
-from harness.plots import choose_tsne_cells, embed, features_file, plot_f1_vs_level, tsne_figure
+from harness.plots import (choose_tsne_cells, embed, f1_vs_level_figure, features_file, plot_f1_vs_level,
+                           texts_outside, tsne_figure)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -31,6 +32,13 @@ def synthetic_summary() -> pd.DataFrame:
 def test_f1_vs_level_png(tmp_path):
     path = plot_f1_vs_level(synthetic_summary(), tmp_path / "plots" / "f1_vs_level.png")
     assert path.read_bytes()[:8] == PNG_MAGIC and path.stat().st_size > 10_000
+
+
+def test_f1_vs_level_title_fits_a_one_panel_wide_figure():
+    summary = synthetic_summary()
+    one = summary[(summary["model"] == "minilm-l6") & (summary["dataset"] == "sst2")]  # 3.2 inches wide
+    assert texts_outside(f1_vs_level_figure(one)) == []
+    assert texts_outside(f1_vs_level_figure(summary)) == []
 
 
 def blobs(n_per_class: int, n_classes: int, dim: int = 8, spread: float = 0.3, seed: int = 0):

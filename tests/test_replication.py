@@ -1,0 +1,258 @@
+"""The replication's per-dataset gaps and pooled estimates, on simulated grids whose truth we built."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from statsmodels.stats.meta_analysis import combine_effects
+
+from harness import BadInput
+from harness.calibration import REGIMES, SCENARIOS, Size, simulate_grid
+from harness.claims import CLAIMS
+from harness.decision import Verdict
+from harness.plots import forest_figure, texts_outside
+from harness.replication import (DATASET_NAMES, FOREST_CLAIMS, GAP_LABELS, Gap, PoolingRule, agreement,
+                                 agreement_sentences, dataset_table, forest_rows, gap_table, paper_rows, pool,
+                                 pool_gaps, pooled_table, replicate, replication_section)
+from harness.sources import load_source
+
+STORY = SCENARIOS[0]  # population accuracy: clean 86, bottom 50% 80, top 50% 83, 100% 74
+TRUE_GAPS = {(CLAIMS[0], "bottom 50%"): 6.0, (CLAIMS[0], "top 50%"): 3.0, (CLAIMS[0], "100%"): 12.0,
+             (CLAIMS[2], "50%"): 3.0}
+REAL_NAMES = list(DATASET_NAMES)
+
+
+def simulated(seed: int, datasets: int = 8, n_test: int = 500, regime: int = 0):
+    """A simulated grid with the replication's real dataset names (so the paper has a partner for each)."""
+    frame, predictions, _ = simulate_grid(np.random.default_rng(seed), STORY, REGIMES[regime], Size(n_test=n_test),
+                                          datasets)
+    frame["dataset"] = frame["dataset"].map(lambda d: REAL_NAMES[int(d.removeprefix("data"))])
+    return frame, predictions
+
+
+@pytest.fixture(scope="module")
+def paper():
+    return load_source("paper")
+
+
+@pytest.fixture(scope="module")
+def story(paper):
+    frame, predictions = simulated(0)
+    return replicate(frame, predictions, paper=paper)
+
+
+def gap(difference: float, se: float, dataset: str = "d", df: float = math.inf, boundary: float = 0.0,
+        claim: str = CLAIMS[2]) -> Gap:
+    return Gap(claim, "ours", "mean-full", "m", dataset, "50%", "bottom50<top50", difference, se, df, boundary,
+               Verdict.INCONCLUSIVE)
+
+
+# ---------------------------------------------------------------- one dataset
+
+
+def test_interval_is_the_difference_plus_t_on_its_df_times_se():
+    assert gap(3.0, 1.5, df=2.0).interval() == pytest.approx((3.0 - stats.t.ppf(0.975, 2) * 1.5,
+                                                             3.0 + stats.t.ppf(0.975, 2) * 1.5))
+    assert gap(3.0, 1.5).interval() == pytest.approx((3.0 - 1.959964 * 1.5, 3.0 + 1.959964 * 1.5))
+    assert all(math.isnan(x) for x in gap(3.0, math.nan).interval())  # a floor: no test, no interval
+
+
+def test_each_dataset_gets_its_gaps_with_the_rules_noise(story):
+    ours = [g for g in story.gaps if g.claim == CLAIMS[0] and g.stratum == "bottom 50%"]
+    assert sorted(g.dataset for g in ours) == sorted(REAL_NAMES)
+    for g in ours:  # the seeds' and the shared test set's terms, on Satterthwaite's df
+        assert g.se > 0 and 1 <= g.df and g.boundary == 1.0
+    claim3 = [g for g in story.gaps if g.claim == CLAIMS[2]]
+    assert {g.comparison for g in claim3} == {"bottom50<top50"} and all(g.boundary == 0.0 for g in claim3)
+
+
+def test_every_dataset_is_judged_on_its_own(story):
+    table = dataset_table(story)
+    assert list(table["dataset"]) == [DATASET_NAMES[d] for d in REAL_NAMES]
+    assert all("**" in cell for cell in table[CLAIMS[0]])  # tested on every dataset
+    assert all(len(d.comparisons) for d in story.datasets)
+
+
+# ---------------------------------------------------------------- across datasets
+
+
+def test_pooled_estimate_recovers_the_built_gaps_and_covers_them(story):
+    pooled = {(p.claim, p.stratum): p for p in story.pooled if p.source == "ours"}
+    for key, truth in TRUE_GAPS.items():
+        found = pooled[key]
+        low, high = found.interval()
+        assert low <= truth <= high, (key, found)
+        assert found.estimate == pytest.approx(truth, abs=2.0)
+        assert len(found.datasets) == 8 and found.df == 7
+    # every built gap is beyond its boundary (claim 1: +1, claim 3: 0), and 8 datasets show it
+    assert all(pooled[key].verdict is Verdict.SUPPORTED for key in TRUE_GAPS)
+    assert story.pooled_verdict(CLAIMS[0]).verdict is Verdict.SUPPORTED
+    assert story.pooled_verdict(CLAIMS[2]).verdict is Verdict.SUPPORTED
+
+
+def test_pooled_intervals_cover_the_truth_across_simulated_replications(paper):
+    """Nominal 95%: over 12 independent simulated replications (two noise regimes) the intervals of the 4
+    built gaps cover their truth at least 40 times of 48 (binomial at 95%: P(< 40) < 0.001)."""
+    covered = 0
+    for seed in range(12):
+        frame, predictions = simulated(100 + seed, n_test=300, regime=seed % 2)
+        found = {(p.claim, p.stratum): p for p in replicate(frame, predictions, paper=paper).pooled
+                 if p.source == "ours"}
+        covered += sum(found[key].interval()[0] <= truth <= found[key].interval()[1] for key, truth in TRUE_GAPS.items())
+    assert covered >= 40
+
+
+def test_pooling_is_statsmodels_random_effects_with_hartung_knapp():
+    gaps = [gap(d, s, f"d{i}") for i, (d, s) in enumerate([(1.0, 0.5), (4.0, 0.6), (2.5, 0.4), (6.0, 0.8),
+                                                           (3.0, 0.5)])]
+    found = pool_gaps(gaps)
+    reference = combine_effects(np.array([g.difference for g in gaps]), np.array([g.se ** 2 for g in gaps]),
+                                method_re="iterated", use_t=True)
+    assert found.estimate == pytest.approx(reference.mean_effect_re)
+    assert found.tau == pytest.approx(math.sqrt(reference.tau2)) and found.tau > 1.0  # the spread is real
+    # heterogeneous datasets: the Hartung-Knapp interval on k - 1 = 4 df is statsmodels' re_wls one
+    low, high = reference.conf_int(use_t=True)[3]
+    assert found.interval() == pytest.approx((low, high))
+
+
+def test_hartung_knapp_never_narrower_than_the_datasets_own_noise():
+    gaps = [gap(3.0 + 0.01 * i, 1.0, f"d{i}") for i in range(4)]  # agreeing far better than their noise
+    found = pool_gaps(gaps)
+    assert found.tau == 0.0
+    assert found.se == pytest.approx(1.0 / math.sqrt(4))  # the fixed-effect SE, not the tiny observed spread
+
+
+def test_heterogeneous_true_gaps_pool_to_their_mean():
+    """Datasets whose true gaps differ (2 to 10 points) and whose own noise is small: the pooled estimate is
+    their mean, the between-dataset SD is theirs, and the interval covers the mean."""
+    truths = [2.0, 4.0, 6.0, 8.0, 10.0]
+    rng = np.random.default_rng(1)
+    gaps = [gap(t + 0.3 * rng.standard_normal(), 0.3, f"d{i}") for i, t in enumerate(truths)]
+    found = pool_gaps(gaps)
+    assert found.estimate == pytest.approx(np.mean(truths), abs=0.5)
+    assert found.tau == pytest.approx(np.std(truths, ddof=1), rel=0.25)
+    low, high = found.interval()
+    assert low <= np.mean(truths) <= high
+
+
+def test_strata_on_fewer_datasets_than_the_minimum_are_not_pooled():
+    gaps = [gap(3.0, 1.0, "a"), gap(4.0, 1.0, "b")]
+    assert pool(gaps) == []
+    assert len(pool(gaps, pooling=PoolingRule(min_datasets=2))) == 1
+    assert pool([gap(3.0, math.nan, "a"), gap(3.0, 1.0, "b"), gap(3.0, 1.0, "c")]) == []  # a floor is no unit
+
+
+def test_a_dataset_is_one_unit():
+    gaps = [gap(3.0, 1.0, "a"), gap(3.5, 1.0, "a"), gap(4.0, 1.0, "b"), gap(2.0, 1.0, "c")]
+    with pytest.raises(BadInput, match="more than one table"):
+        pool(gaps)
+
+
+# ---------------------------------------------------------------- the paper beside ours
+
+
+def test_paper_rows_take_table_3_then_table_2_then_table_5(paper):
+    rows = paper_rows(paper, ["sst2", "mrpc", "rte"])
+    assert set(rows.loc[rows["dataset"] == "sst2", "table"]) == {"T3"}
+    assert set(rows.loc[rows["dataset"] == "mrpc", "table"]) == {"T5"}
+    assert set(rows["model"]) == {"base"}
+
+
+def test_the_paper_partners_only_comparisons_at_the_same_level(story):
+    assert story.agreements
+    for found in story.agreements:
+        assert (found.ours.claim, found.ours.dataset, found.ours.stratum) == \
+               (found.paper.claim, found.paper.dataset, found.paper.stratum)
+    assert not any(g.stratum in ("bottom 25%", "bottom 75%") for g in story.gaps)  # MiniLM has no 25/75%
+
+
+def test_agreement_reads_the_difference_of_gaps_over_its_noise():
+    assert agreement(gap(3.0, 1.0), gap(3.5, 1.0)).reading == "consistent"
+    assert agreement(gap(9.0, 1.0), gap(3.0, 1.0)).reading == "larger here"
+    assert agreement(gap(0.0, 0.5), gap(8.0, 1.0)).reading == "smaller here"
+    # 3 seeds: our SE has ~2 df, so the same z is less surprising than on a normal
+    assert agreement(gap(6.0, 1.0, df=2.0), gap(3.0, 1.0)).reading == "consistent"  # z 2.12 on 8 df
+    assert agreement(gap(6.0, 1.0), gap(3.0, 1.0)).reading == "larger here"  # z 2.12 on a normal
+    assert agreement(gap(3.0, math.nan), gap(3.0, 1.0)).reading == "untested"
+
+
+def test_words_come_from_the_numbers(story):
+    for claim in FOREST_CLAIMS:
+        text = " ".join(agreement_sentences(story, claim))
+        pairs = [a for a in story.agreements if a.ours.claim == claim]
+        assert f"of {len(pairs)}" in text
+        assert "Pooled over 8 datasets" in text
+    assert not gap_table(story, CLAIMS[0]).empty and not pooled_table(story).empty
+
+
+# ---------------------------------------------------------------- the forest plot and the report section
+
+
+@pytest.mark.parametrize("claim", FOREST_CLAIMS)
+def test_forest_plot_has_every_row_and_all_its_text_fits(story, claim):
+    rows = forest_rows(story, claim)
+    assert set(rows["source"]) == {"ours", "paper"} and rows["pooled"].any()
+    assert (rows["low"] <= rows["estimate"]).all() and (rows["estimate"] <= rows["high"]).all()
+    figure = forest_figure(rows, title=f"{claim}: {GAP_LABELS[claim]}, MiniLM-L6 (ours) vs BERT-base (paper)",
+                           xlabel="gap (F1 points)", row_order=[DATASET_NAMES[d] for d in REAL_NAMES])
+    assert texts_outside(figure) == []
+
+
+def test_section_says_not_yet_run_without_records(tmp_path):
+    (tmp_path / "records" / "replication").mkdir(parents=True)
+    text = replication_section(tmp_path / "records", tmp_path / "plots", params=None)
+    assert "Not yet run" in text and "python -m harness grid --profile replication" in text
+    assert "[" not in text.split("Not yet run", 1)[1]  # no interval, no number of a run
+    for claim in FOREST_CLAIMS:
+        assert (tmp_path / "plots" / f"forest_{claim}.png").is_file()  # placeholders: the outputs always exist
+
+
+def test_section_from_records_has_tables_words_and_figures(tmp_path, monkeypatch, story):
+    import harness.replication as replication
+
+    frame, _ = simulated(0)
+    cells = frame.assign(lr=1e-4, selected_val_f1=frame["f1"], selected_test_f1=frame["f1"], status="ok",
+                         revision="abc")
+    kept = replication.KeptReplication(story, cells, pd.DataFrame(), 0)
+    monkeypatch.setattr(replication, "replication_of", lambda *args, **kwargs: kept)
+    (tmp_path / "records" / "replication").mkdir(parents=True)
+    text = replication_section(tmp_path / "records", tmp_path / "plots", params=None)
+    assert "Not yet run" not in text and "Across datasets" in text
+    for claim in FOREST_CLAIMS:
+        assert f"forest_{claim}.png" in text and (tmp_path / "plots" / f"forest_{claim}.png").is_file()
+
+
+def test_token_length_summary_states_the_truncated_share():
+    from harness.token_lengths import mean_kept, summarise
+
+    lengths = np.array([10, 20, 30, 200, 600])
+    found = summarise("x", lengths, candidates=(64, 512))
+    assert dict(found.truncated_share) == {64: 0.4, 512: 0.2}
+    assert dict(found.percentiles)[50] == 30
+    assert mean_kept(lengths, 64) == pytest.approx((10 + 20 + 30 + 64 + 64) / 5)
+
+
+def test_section_reads_kept_records(tmp_path):
+    """The mini profile's kept records (SST-2) read as a partial replication: the real record layout, one
+    dataset, so per-dataset verdicts and the paper beside them, and nothing pooled yet."""
+    import json
+    from pathlib import Path
+
+    from harness.config import METHOD_VERSION
+
+    source = Path(__file__).resolve().parent.parent / "results" / "records" / "mini"
+    records = sorted(source.glob("*.json"))
+    if not records:
+        pytest.skip("no kept records of the mini profile in this checkout")
+    folder = tmp_path / "records" / "replication"
+    folder.mkdir(parents=True)
+    for path in records:  # as if this METHOD_VERSION made them: the reading is what is tested
+        record = json.loads(path.read_text(encoding="utf-8"))
+        (folder / path.name).write_text(json.dumps({**record, "method_version": METHOD_VERSION}), encoding="utf-8")
+    text = replication_section(tmp_path / "records", tmp_path / "plots", params=None)
+    assert "Not yet run" not in text and "| SST-2 |" in text
+    assert "nothing pooled yet" in text and "(T3)" in text  # the paper's Table 3 beside ours
