@@ -35,8 +35,10 @@ DATA = REPO.parent / "shared" / "datasets"
 PAPER_TABLES = REPO / "claims" / "paper_tables.csv"
 TINY = ("--model", "tiny-bert", "--dataset", "sst2", "--n-train", "32", "--n-test", "16", "--n-val", "8",
         "--epochs", "1", "--batch-size", "16", "--max-length", "32", "--no-progress")
+# precision fixed, not `auto`: the template's records are made here (under conftest's fake machine) and found by
+# `python -m harness grid` subprocesses, which resolve `auto` on the real one.
 PROFILE = {"defaults": {"epochs": 1, "n_train": 32, "n_test": 16, "n_val": 8, "batch_size": 16, "max_length": 32,
-                        "lrs": [1.0e-3], "seeds": [0]},
+                        "lrs": [1.0e-3], "seeds": [0], "precision": "fp32"},
            "blocks": [{"name": "b", "models": {"tiny-bert": [0, 1]}, "datasets": ["sst2"]}]}
 CODE = {"input": BadInput.exit_code, "data": BadData.exit_code, "unwritable": Unwritable.exit_code,
         "results": BadResults.exit_code, "pytest usage": 4}

@@ -523,7 +523,7 @@ def test_bad_corruption_in_params_yaml_is_one_error_before_any_cell(values, mess
     assert len(err) == 1 and err[0].startswith("error: block 'b': ") and message in err[0], err
 
 
-def test_params_yaml_sets_every_new_field_and_the_clean_cell_stays_the_clean_cell(tmp_path):
+def test_params_yaml_sets_every_new_field_and_the_clean_cell_stays_the_clean_cell(tmp_path, machine):
     # 1e-6 without a dot: PyYAML reads it as text, accepted as the number it spells (as lrs are)
     params = tmp_path / "params.yaml"
     params.write_text("profile: t\nprofiles:\n  t:\n    blocks:\n      - {name: b, models: {tiny-bert: [0, 1/2]}, "
@@ -532,8 +532,9 @@ def test_params_yaml_sets_every_new_field_and_the_clean_cell_stays_the_clean_cel
     clean, corrupted = expand(load_profile("t", params))
     assert (corrupted.corruption, corrupted.strength, corrupted.component, corrupted.probe_dropout) == (
         "bitflip", 1e-6, "attention", True)
+    assert clean.precision == corrupted.precision == machine.precision  # the block's precision: auto
     assert clean.hash == CellConfig(model="tiny-bert", dataset="sst2", mode="probe", lr=1e-3, probe_dropout=True,
-                                    precision=clean.precision).hash
+                                    precision=machine.precision).hash
     assert describe(corrupted).startswith("tiny-bert sst2 top 1/2 bitflip(1e-06) attention probe-dropout cls probe")
 
 

@@ -187,13 +187,15 @@ def test_wall_time_on_n_gpus_and_what_packing_buys():
     assert timeout_min(2.19) == 280 and timeout_min(0.01, cells_per_task=3) == 20
 
 
-def test_estimate_prints_n_gpus_packing_and_the_slurm_limit(tmp_path, capsys):
+def test_estimate_prints_n_gpus_packing_and_the_slurm_limit(tmp_path, capsys, machine):
     params = tmp_path / "params.yaml"
     params.write_text("profile: t\nprofiles:\n  t:\n    defaults: {epochs: 1, n_train: 64, n_test: 32, lrs: [1.0e-3], "
                       "seeds: [0]}\n    blocks:\n      - models: {tiny-bert: [0, 1]}\n        datasets: [sst2]\n")
     assert cli_main(["estimate", "--params", str(params), "--bench", str(ROOT / "results" / "bench.json"),
                      "--data-dir", str(DATA), "--gpus", "4", "--gpu-type", "h100", "--pack", "2"]) == 0
     out = capsys.readouterr().out
+    # the cells' precision (auto: the machine's) picks the datasheet peak; both round to the same time limit
+    assert f"hardware: {machine.hardware.describe()}; precision of the cells: {machine.precision}" in out
     assert "on 4 GPU(s) (h100: ASSUMED 40% of its datasheet 67 fp32" in out
     assert "2 small-model cells per GPU (tiny-bert;" in out and "slurm: timeout_min=20 " in out  # 10 min + a bit
     assert re.search(r"^predicted_wall_hours=\d+\.\d+ predicted_wall_hours_packed=\d+\.\d+$", out, re.MULTILINE)
