@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -68,9 +67,9 @@ def test_a_claimed_cell_is_left_to_its_holder_and_a_killed_holder_blocks_nothing
     finally:
         holder.send_signal(signal.SIGKILL)  # kill -9: no cleanup, the OS drops its lock
         holder.wait()
-    started = time.perf_counter()
+    # wait=False never waits (a held lock gives None at once), so computing the cell proves the lock is free: no clock
     assert run_cell(CONFIG, wait=False, **dirs) == {"computed_by": "this test"}
-    assert computed == [CONFIG] and time.perf_counter() - started < 5
+    assert computed == [CONFIG]
 
 
 def finished_record(config: CellConfig, digest: str) -> dict:
