@@ -49,7 +49,9 @@ def pretend(patch: pytest.MonkeyPatch, machine: Machine) -> None:
     """Make ``harness.precision.detect_hardware`` report ``machine`` whatever device it is asked about.
 
     Patched in harness.precision, where ``resolve_precision`` (and so profile expansion and the
-    ``cell``/``bench`` verbs), ``estimate`` and ``bench`` look it up at call time.
+    ``cell``/``bench`` verbs), ``estimate`` and ``bench`` look it up at call time. harness.cell binds
+    its own reference when first imported, for the ``hardware`` a record describes: the real machine
+    when a test module imported it at collection, else the fake one; no test reads that field.
     """
     patch.setattr(harness.precision, "detect_hardware", lambda device=None: machine.hardware)
 

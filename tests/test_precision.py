@@ -1,7 +1,8 @@
 """harness/precision.py: ``auto`` is bf16 exactly where the hardware computes bf16 natively.
 
 The tests that take ``machine`` (tests/conftest.py) run twice, as an AVX2-only CPU and as a
-bf16-native one, whatever CPU runs them; the two that look at the real CPU say so.
+bf16-native one, whatever CPU runs them. The real detection is tested with torch's capability
+queries faked, and once on the real CPU, where it asserts only what holds on any CPU.
 """
 
 from __future__ import annotations
