@@ -37,6 +37,12 @@ class BadResults(BadInput):
     exit_code = 6
 
 
+class MethodChanged(BadInput):
+    """The method's code is not the code recorded for METHOD_VERSION: ``grid`` and ``cell`` run no cell (exit 7)."""
+
+    exit_code = 7
+
+
 # (exit code, meaning) as the command line's --help and the README list them
 EXIT_CODES = (
     (0, "success"),
@@ -46,4 +52,6 @@ EXIT_CODES = (
     (BadData.exit_code, "data files missing, unreadable or invalid (`dvc pull` / `dvc checkout data`)"),
     (Unwritable.exit_code, "an output file or folder cannot be written"),
     (BadResults.exit_code, "a results file is missing or unreadable (run the step that writes it)"),
+    (MethodChanged.exit_code, "`grid`, `cell`: the method's code changed since METHOD_VERSION was recorded; "
+                              "no cell ran (bump METHOD_VERSION, or record a refactor: `method-digest --write`)"),
 )

@@ -61,7 +61,9 @@ def add_cell_cli(subparsers) -> None:
 
     defaults = CellConfig(model="minilm-l6", dataset="sst2")
     p = subparsers.add_parser("cell", help="run one experiment cell and write its result record",
-                              description="Corrupt, fine-tune and evaluate one (model, dataset, corruption, ...) cell.")
+                              description="Corrupt, fine-tune and evaluate one (model, dataset, corruption, ...) cell. "
+                                          "Refused while the method's code differs from the code recorded for "
+                                          "METHOD_VERSION (see `method-digest`).")
     p.add_argument("--model", default=defaults.model, help="bert-base-uncased, bert-large-uncased, distilbert-base-uncased, "
                    "minilm-l6 (offline), tiny-bert, tiny-distilbert, a local folder or org/name (default: %(default)s)")
     p.add_argument("--dataset", default=defaults.dataset, help="sst2 imdb ag_news emotion dbpedia_14 "
@@ -108,6 +110,7 @@ def run_cell_cli(args: argparse.Namespace) -> int:
 
     from harness.cell import run_cell
     from harness.config import CellConfig
+    from harness.method_version import check_method_digest
     from harness.precision import resolve_precision
 
     partial = isinstance(args.fraction, numbers.Real) and 0 < args.fraction < 1
@@ -121,6 +124,7 @@ def run_cell_cli(args: argparse.Namespace) -> int:
         precision=resolve_precision(args.precision), pooler=args.pooler, corruption=args.kind, strength=args.strength,
         component=args.component, probe_dropout=args.probe_dropout,
     )
+    check_method_digest()  # before the cell: its record, if found, would pass for the current code's
     if args.threads:
         torch.set_num_threads(args.threads)
     record = run_cell(config, record_path=args.out, data_dir=args.data_dir, cache_dir=args.cache_dir,
@@ -186,7 +190,9 @@ def run_method_digest_cli(args: argparse.Namespace) -> int:
         write_text_atomic(METHOD_DIGESTS, json.dumps({**stored, METHOD_VERSION: digest}, indent=1) + "\n")
         stored = stored_method_digests()
     print(digest)
-    state = "recorded" if stored.get(METHOD_VERSION) == digest else "NOT recorded (run with --write)"
+    state = ("recorded" if stored.get(METHOD_VERSION) == digest
+             else "NOT recorded (`grid` and `cell` run no cell until it is: bump METHOD_VERSION if numbers can "
+                  "change, then run with --write)")
     print(f"METHOD_VERSION {METHOD_VERSION}: digest {digest} {state} in {METHOD_DIGESTS}", file=sys.stderr)
     return 0
 
@@ -196,7 +202,9 @@ def add_grid_cli(subparsers) -> None:
 
     p = subparsers.add_parser("grid", help="run (or list) every cell of a profile of params.yaml",
                               description="Expand a profile of params.yaml into cells and run those without a "
-                                          "result record. Finished cells are never recomputed.")
+                                          "result record. Finished cells are never recomputed. No cell runs "
+                                          "while the method's code differs from the code recorded for "
+                                          "METHOD_VERSION (see `method-digest`).")
     p.add_argument("--profile", default=None, help="mini, paper, ci, ... (default: the 'profile:' key of --params)")
     p.add_argument("--params", default="params.yaml")
     p.add_argument("--list", action="store_true", help="print one line per cell (record identity, done/todo, cell) and exit")

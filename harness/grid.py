@@ -26,6 +26,7 @@ from harness.config import CellConfig, cell_identity
 from harness.corrupt import check_components
 from harness.executors import RunSettings, Work, execute, override, run_settings
 from harness.expand import describe, expand, model_layout, saves_vectors
+from harness.method_version import check_method_digest
 from harness.profiles import Profile, load_profile, read_params
 from harness.results import cell_record, check_writable, features_path, record_path
 
@@ -240,7 +241,12 @@ def run_profile(profile_name: str | None, *, params: str | Path, executor: str |
                 gpus_per_cell: float | None, partition: str | None, out_dir: str | Path, data_dir: str | Path,
                 cache_dir: str | Path, progress: bool) -> None:
     """``run_grid`` for the profile, run as params' ``run:`` block says, overridden by the arguments that are
-    not None (``threads`` 0: cores // workers); then one line of how the profile's cells stand."""
+    not None (``threads`` 0: cores // workers); then one line of how the profile's cells stand.
+
+    First of all, the method's code must be the code recorded for METHOD_VERSION (``check_method_digest``):
+    otherwise the grid would find its cells done and report the old code's records as the new code's.
+    """
+    check_method_digest()
     profile, cells, features = profile_cells(profile_name, params)
     settings = override(run_settings(read_params(params).get("run")), executor=executor,
                         workers=workers, threads=threads or None, cells_per_gpu=cells_per_gpu,

@@ -7,6 +7,8 @@ import json
 import os
 import sys
 import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,18 +31,56 @@ def log(journal: str | None, event: str, config: CellConfig, **extra) -> None:
 
 
 def read_journal(journal: str | Path) -> list[dict]:
+    """The journal's complete lines (a line another process is appending right now is left for the next read)."""
     path = Path(journal)
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return [json.loads(line) for line in path.read_text().split("\n")[:-1]] if path.exists() else []
+
+
+def wait_for(condition: Callable[[], object], limit_s: float = 300.0) -> object:
+    """Wait for an event another process causes (``condition()`` truthy) and return it; None after ``limit_s``.
+
+    The limit only keeps a broken executor from hanging the suite (its test then fails on what is
+    missing): no test relies on how long anything takes.
+    """
+    deadline = time.monotonic() + limit_s
+    while not (found := condition()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return found or None
+
+
+@dataclass(frozen=True)
+class ProcessesStarted:
+    """The journal shows cells started by ``n`` distinct processes (a class: worker processes unpickle it)."""
+
+    n: int
+
+    def __call__(self, events: list[dict]) -> bool:
+        return len({e["pid"] for e in events if e["event"] == "start"}) >= self.n
+
+
+def two_cells_on_one_gpu(events: list[dict]) -> bool:
+    """The journal shows two cells started on one (node, GPU)."""
+    started = Counter((e["node"], tuple(e["gpus"])) for e in events if e["event"] == "start" and e.get("gpus"))
+    return any(n >= 2 for n in started.values())
 
 
 @dataclass(frozen=True)
 class FakeCell:
-    """A cell that sleeps, then writes ``<hash>.json`` into the folder it is given, as ``run_cell`` does."""
+    """A cell that sleeps, then writes ``<hash>.json`` into the folder it is given, as ``run_cell`` does.
+
+    ``meet`` makes cells that must run at the same time wait for each other rather than sleep long
+    enough to (probably) overlap: a started cell waits until the journal shows ``meet(events)``.
+    """
 
     sleep_s: float = 0.0
     journal: str | None = None
     tag: str = ""  # which driver started it
     fail_on: str | None = None  # the hash of a cell that fails on bad input, as a missing dataset would
+    meet: Callable[[list[dict]], bool] | None = None  # e.g. ProcessesStarted(2), two_cells_on_one_gpu
+    # A cell that starts once the journal shows `hold_after` ended cells waits for the file `gate`: a
+    # driver killed after that many cells is killed mid-grid whatever the machine's speed.
+    hold_after: int | None = None
+    gate: str | None = None
 
     def __call__(self, config: CellConfig, out_dir: str) -> dict:
         if config.hash == self.fail_on:
@@ -48,8 +88,13 @@ class FakeCell:
 
             raise BadInput("dataset folder data/sst2 not found")
         node, gpus = where()
-        log(self.journal, "start", config, node=node, tag=self.tag)
-        started = time.time()
+        started = time.time()  # before the journal line: a cell that saw this one start ends after it started
+        log(self.journal, "start", config, node=node, gpus=gpus, tag=self.tag)
+        if self.meet is not None:
+            wait_for(lambda: self.meet(read_journal(self.journal)))
+        ended = sum(e["event"] == "end" for e in read_journal(self.journal)) if self.hold_after is not None else 0
+        if self.hold_after is not None and ended >= self.hold_after:
+            wait_for(Path(self.gate).exists)
         time.sleep(self.sleep_s)
         record = {"config_hash": config.hash, "pid": os.getpid(), "node": node, "gpu_ids": gpus, "start": started,
                   "end": time.time(), "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
@@ -60,16 +105,22 @@ class FakeCell:
 
 @dataclass(frozen=True)
 class Journaled:
-    """Wraps the grid's real ``run``: a line when a cell starts and ends, with the node it ran on."""
+    """Wraps the grid's real ``run``: a line when a cell starts and ends, with the node it ran on.
+
+    A cell started on a node of ``hold_on`` waits there until the file ``gate`` exists: the test
+    that removes such a node knows a cell is running on it (an event), and opens the gate after.
+    """
 
     run: object
     journal: str
-    delay_s: float = 0.0  # a wider window in which a cell is running, to kill its node then
+    hold_on: tuple[str, ...] = ()  # Ray node ids
+    gate: str | None = None
 
     def __call__(self, config: CellConfig, out_dir: str) -> dict:
         node, _ = where()
         log(self.journal, "start", config, node=node)
-        time.sleep(self.delay_s)
+        if node in self.hold_on:
+            wait_for(Path(self.gate).exists)
         record = self.run(config, out_dir)
         log(self.journal, "end", config, node=node)
         return record
@@ -92,13 +143,16 @@ def fake_cells(n: int) -> tuple[CellConfig, ...]:
 
 
 def main(argv: list[str]) -> None:
-    """``executor_fakes.py ray|slurm OUT JOURNAL N SLEEP TAG SETTINGS_JSON``: a driver of fake cells."""
+    """``executor_fakes.py ray|slurm OUT JOURNAL N SLEEP TAG SETTINGS_JSON [HOLD_AFTER GATE]``: a driver of fake
+    cells (HOLD_AFTER, GATE: see ``FakeCell``)."""
     from harness.executors import Work, execute, run_settings
 
-    kind, out, journal, n, sleep_s, tag, raw = argv
+    kind, out, journal, n, sleep_s, tag, raw, *hold = argv
     cells = fake_cells(int(n))
     done = RecordExists(out)
-    work = Work(todo=tuple(c for c in cells if not done(c)), run=FakeCell(float(sleep_s), journal, tag),
+    hold_after, gate = (int(hold[0]), hold[1]) if hold else (None, None)
+    work = Work(todo=tuple(c for c in cells if not done(c)),
+                run=FakeCell(float(sleep_s), journal, tag, hold_after=hold_after, gate=gate),
                 is_done=done, out_dir=Path(out), init_worker=no_setup)
     print(f"todo {len(work.todo)}", flush=True)
     execute(work, run_settings({"executor": kind, **json.loads(raw)}))

@@ -15,7 +15,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +34,10 @@ DATA = REPO.parent / "shared" / "datasets"
 PAPER_TABLES = REPO / "claims" / "paper_tables.csv"
 TINY = ("--model", "tiny-bert", "--dataset", "sst2", "--n-train", "32", "--n-test", "16", "--n-val", "8",
         "--epochs", "1", "--batch-size", "16", "--max-length", "32", "--no-progress")
+# precision fixed, not `auto`: the template's records are made here (under conftest's fake machine) and found by
+# `python -m harness grid` subprocesses, which resolve `auto` on the real one.
 PROFILE = {"defaults": {"epochs": 1, "n_train": 32, "n_test": 16, "n_val": 8, "batch_size": 16, "max_length": 32,
-                        "lrs": [1.0e-3], "seeds": [0]},
+                        "lrs": [1.0e-3], "seeds": [0], "precision": "fp32"},
            "blocks": [{"name": "b", "models": {"tiny-bert": [0, 1]}, "datasets": ["sst2"]}]}
 CODE = {"input": BadInput.exit_code, "data": BadData.exit_code, "unwritable": Unwritable.exit_code,
         "results": BadResults.exit_code, "pytest usage": 4}
@@ -361,16 +362,17 @@ def unwritable_folders(tmp_path: Path) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize("verb", ["cell", "grid"])
-def test_an_unwritable_output_fails_in_seconds_before_any_training(verb, template, tmp_path, monkeypatch, capsys):
+def test_an_unwritable_output_fails_at_once_before_any_model_tokenising_or_training(verb, template, tmp_path,
+                                                                                     monkeypatch, capsys):
+    # "At once" is what it does, not how long it takes (a clock would flake on a loaded machine): the slow
+    # stages of a cell, loading the model, tokenising the data and training, must not start.
     world = copy_world(template, tmp_path / "world")
     monkeypatch.chdir(world)
     (world / "params.yaml").write_text(params_text(seeds=[7]))  # cells without records: the grid has work to do
-    for stage in ("harness.cell.load_classifier", "harness.cell.train_and_evaluate"):
-        monkeypatch.setattr(stage, lambda *a, **k: pytest.fail("a model was loaded or trained"))
+    for stage in ("harness.cell.load_classifier", "harness.cell.prepare", "harness.cell.train_and_evaluate"):
+        monkeypatch.setattr(stage, lambda *a, **k: pytest.fail("a model was loaded, data tokenised or a cell trained"))
     for kind, folder in unwritable_folders(tmp_path).items():
         argv = ["cell", *TINY, "--out", str(folder / "r.json")] if verb == "cell" else ["grid", *PARAMS, "--out", str(folder)]
-        started = time.perf_counter()
         assert main(argv) == Unwritable.exit_code, kind
-        assert time.perf_counter() - started < 5, f"{kind}: took {time.perf_counter() - started:.1f} s"
         err = capsys.readouterr().err
         assert err.startswith("error: cannot write") and str(folder).split("/")[-1] in err, err

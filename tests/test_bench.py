@@ -258,7 +258,7 @@ def test_estimate_profile_scales_with_model_size_and_rate():
     assert 2 * 2 * 200 * 10 < table.loc["minilm-l6", "train_tokens"] < 2 * 2 * 200 * 20
 
 
-def test_estimate_cli_prints_per_model_and_total(tiny_results, tmp_path, capsys):
+def test_estimate_cli_prints_per_model_and_total(tiny_results, tmp_path, capsys, machine):
     _, bench_json = tiny_results
     params = tmp_path / "params.yaml"
     params.write_text("profile: t\nprofiles:\n  t:\n    defaults: {epochs: 1, n_train: 64, n_test: 32, lrs: [1.0e-3], "
@@ -266,6 +266,7 @@ def test_estimate_cli_prints_per_model_and_total(tiny_results, tmp_path, capsys)
     assert cli_main(["estimate", "--params", str(params), "--bench", str(bench_json), "--data-dir", str(DATA),
                      "--tokens-per-s", "1e6"]) == 0
     out = capsys.readouterr().out
+    assert f"precision of the cells: {machine.precision}" in out  # the profile's auto, on this (fake) machine
     assert "profile t: 2 cells" in out and "tiny-bert" in out and "total" in out
     assert re.search(r"^predicted_hours_here=\d+\.\d+ predicted_hours_gpu=\d+\.\d+$", out, re.MULTILINE)
     assert cli_main(["estimate", "--params", str(params), "--bench", str(bench_json), "--tokens-per-s", "-1"]) == 2

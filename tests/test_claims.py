@@ -723,7 +723,7 @@ def claim_runs(tmp_path_factory) -> dict[str, tuple[int, str, str, Path]]:
     running["missing"] = start_claims("--results", str(folder / "missing.csv"))
     done = {}
     for name, process in running.items():
-        out, err = process.communicate(timeout=120)
+        out, err = process.communicate(timeout=600)  # only against a hang
         done[name] = (process.returncode, out, err, folder / f"{name}.json")
     return done
 

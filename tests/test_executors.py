@@ -187,13 +187,15 @@ def test_wall_time_on_n_gpus_and_what_packing_buys():
     assert timeout_min(2.19) == 280 and timeout_min(0.01, cells_per_task=3) == 20
 
 
-def test_estimate_prints_n_gpus_packing_and_the_slurm_limit(tmp_path, capsys):
+def test_estimate_prints_n_gpus_packing_and_the_slurm_limit(tmp_path, capsys, machine):
     params = tmp_path / "params.yaml"
     params.write_text("profile: t\nprofiles:\n  t:\n    defaults: {epochs: 1, n_train: 64, n_test: 32, lrs: [1.0e-3], "
                       "seeds: [0]}\n    blocks:\n      - models: {tiny-bert: [0, 1]}\n        datasets: [sst2]\n")
     assert cli_main(["estimate", "--params", str(params), "--bench", str(ROOT / "results" / "bench.json"),
                      "--data-dir", str(DATA), "--gpus", "4", "--gpu-type", "h100", "--pack", "2"]) == 0
     out = capsys.readouterr().out
+    # the cells' precision (auto: the machine's) picks the datasheet peak; both round to the same time limit
+    assert f"hardware: {machine.hardware.describe()}; precision of the cells: {machine.precision}" in out
     assert "on 4 GPU(s) (h100: ASSUMED 40% of its datasheet 67 fp32" in out
     assert "2 small-model cells per GPU (tiny-bert;" in out and "slurm: timeout_min=20 " in out  # 10 min + a bit
     assert re.search(r"^predicted_wall_hours=\d+\.\d+ predicted_wall_hours_packed=\d+\.\d+$", out, re.MULTILINE)
@@ -219,8 +221,11 @@ def test_local_pins_each_worker_to_its_own_gpu(tmp_path, monkeypatch, gpus, per_
     assert ex.visible_gpus() == expected
     cells = fakes.fake_cells(4 * gpus * per_gpu)
     records = {}
-    work = ex.Work(todo=cells, run=fakes.FakeCell(sleep_s=0.4), is_done=fakes.RecordExists(str(tmp_path)),
-                   out_dir=tmp_path, init_worker=fakes.no_setup)
+    # Every worker runs a cell: each first cell waits until all the workers have started one (not a sleep
+    # long enough for a worker that is slow to start under load to still get a cell)
+    meet = fakes.ProcessesStarted(gpus * per_gpu)
+    work = ex.Work(todo=cells, run=fakes.FakeCell(journal=str(tmp_path / "journal"), meet=meet),
+                   is_done=fakes.RecordExists(str(tmp_path)), out_dir=tmp_path, init_worker=fakes.no_setup)
     ex.execute(work, ex.RunSettings(workers=1, cells_per_gpu=per_gpu),
                lambda config, record: records.update({config.hash: record}))
     assert sorted(records) == sorted(c.hash for c in cells)
@@ -235,8 +240,9 @@ def test_local_without_gpus_is_the_process_pool(tmp_path, monkeypatch):
     monkeypatch.setattr(ex, "visible_gpus", lambda: [])
     assert ex.local_slots(ex.RunSettings(workers=3), []) == [None, None, None]
     records = []
-    work = ex.Work(todo=fakes.fake_cells(6), run=fakes.FakeCell(sleep_s=0.3), is_done=fakes.RecordExists(str(tmp_path)),
-                   out_dir=tmp_path, init_worker=fakes.no_setup)
+    run = fakes.FakeCell(journal=str(tmp_path / "journal"), meet=fakes.ProcessesStarted(2))  # both workers run cells
+    work = ex.Work(todo=fakes.fake_cells(6), run=run, is_done=fakes.RecordExists(str(tmp_path)), out_dir=tmp_path,
+                   init_worker=fakes.no_setup)
     ex.execute(work, ex.RunSettings(workers=2), lambda config, record: records.append(record))
     assert len(records) == 6 and len({r["pid"] for r in records}) == 2 and os.getpid() not in {r["pid"] for r in records}
 
@@ -290,8 +296,10 @@ class TestRay:
 
     def test_two_half_gpu_cells_run_at_once_on_one_gpu(self, cluster, tmp_path):
         records = []
-        work = ex.Work(todo=fakes.fake_cells(6), run=fakes.FakeCell(sleep_s=4), is_done=fakes.RecordExists(str(tmp_path)),
-                       out_dir=tmp_path, init_worker=fakes.no_setup)
+        # Cells wait until two have started on one GPU (an event), rather than sleep long enough to overlap
+        run = fakes.FakeCell(journal=str(tmp_path / "journal"), meet=fakes.two_cells_on_one_gpu)
+        work = ex.Work(todo=fakes.fake_cells(6), run=run, is_done=fakes.RecordExists(str(tmp_path)), out_dir=tmp_path,
+                       init_worker=fakes.no_setup)
         ex.execute(work, ray_settings(cluster, num_cpus=0.5, num_gpus=1, gpus_by_model=(("tiny-bert", 0.5),)),
                    lambda config, record: records.append(record))
         assert len(records) == 6 and all(len(r["gpu_ids"]) == 1 for r in records)
@@ -303,17 +311,19 @@ class TestRay:
         bad_input_names_the_cell(ray_settings(cluster, num_gpus=0), tmp_path)
 
     def test_a_killed_driver_resumes_with_only_the_missing_cells(self, cluster, tmp_path):
-        out, journal = tmp_path / "cells", tmp_path / "journal"
+        out, journal, gate = tmp_path / "cells", tmp_path / "journal", tmp_path / "gate"
         raw = json.dumps({"ray": {"address": cluster.address, "num_gpus": 0}})
-        driver = [sys.executable, str(ROOT / "tests" / "executor_fakes.py"), "ray", str(out), str(journal), "16", "0.5"]
-        first = subprocess.Popen([*driver, "first", raw], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        deadline = time.time() + 120
-        while len(list(out.glob("*.json"))) < 4 and time.time() < deadline and first.poll() is None:
-            time.sleep(0.05)
+        driver = [sys.executable, str(ROOT / "tests" / "executor_fakes.py"), "ray", str(out), str(journal), "16", "0"]
+        # The first driver's cells that start after 4 have ended wait at the gate: it is killed mid-grid by
+        # construction, not because the rest of its cells were too slow to finish before the kill landed.
+        first = subprocess.Popen([*driver, "first", raw, "4", str(gate)], stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, text=True)
+        fakes.wait_for(lambda: len(list(out.glob("*.json"))) >= 4 or first.poll() is not None)
         first.send_signal(signal.SIGKILL)
         first.wait()
         kept = {p.name: p.stat().st_mtime_ns for p in out.glob("*.json")}
         assert 4 <= len(kept) < 16
+        gate.touch()  # were a held task to outlive its driver, it ends now: no driver is left to write its record
         second = subprocess.run([*driver, "second", raw], capture_output=True, text=True, timeout=120)
         assert second.returncode == 0, second.stderr[-3000:]
         assert f"todo {16 - len(kept)}" in second.stdout
@@ -324,35 +334,41 @@ class TestRay:
 
     def test_a_worker_node_removed_mid_grid_loses_and_duplicates_nothing(self, ci, cluster, tmp_path, monkeypatch):
         writes = count_writes(monkeypatch)
-        out, journal = tmp_path / "cells", tmp_path / "journal"
+        out, journal, gate = tmp_path / "cells", tmp_path / "journal", tmp_path / "gate"
         features = frozenset(ci["features"])
+        victims = {node.node_id: node for node in cluster.worker_nodes}
+        # A cell started on a worker node waits there until the gate opens: when the test removes the node, a
+        # cell is running on it by construction (an event), not by the luck of polling inside a 0.3 s window.
         run = fakes.Journaled(CellRunner(str(DATA), str(ci["cache"]), ci["digests"], features), str(journal),
-                              delay_s=0.3)
+                              hold_on=tuple(victims), gate=str(gate))
         work = ex.Work(todo=tuple(ci["cells"]), run=run, is_done=DoneCheck(str(out), ci["digests"], features),
                        out_dir=out,
                        init_worker=_init_worker, describe=describe)
         failures = []
         driver = threading.Thread(target=lambda: _catch(failures, ex.execute, work,
                                                         ray_settings(cluster, num_gpus=0)))
-        driver.start()
-        victims = {node.node_id: node for node in cluster.worker_nodes}
-        removed = None
-        deadline = time.time() + 120
-        while removed is None and time.time() < deadline and driver.is_alive():
+
+        def held_on_a_worker_node() -> dict | None:
+            """A cell waiting at the gate on a worker node, once 3 cells have ended (on the head node)."""
             events = fakes.read_journal(journal)
             ended = {(e["cell"], e["pid"]) for e in events if e["event"] == "end"}
-            running = [e for e in events if e["event"] == "start" and e["node"] in victims
-                       and (e["cell"], e["pid"]) not in ended and len(ended) >= 3]
-            if running:  # the node goes as a machine would: its raylet and its workers, mid-cell
-                removed = running[0]["node"]
-                cluster.remove_node(victims[removed], allow_graceful=False)
-                for pid in {e["pid"] for e in events if e["node"] == removed}:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGKILL)
-            time.sleep(0.02)
-        driver.join(timeout=300)
-        assert not failures, failures
-        assert removed is not None, "no cell was running on a worker node"
+            held = [e for e in events if e["event"] == "start" and e["node"] in victims
+                    and (e["cell"], e["pid"]) not in ended]
+            return held[0] if held and len(ended) >= 3 else None
+
+        driver.start()
+        try:
+            held = fakes.wait_for(lambda: held_on_a_worker_node() or not driver.is_alive())
+            assert isinstance(held, dict), "the grid ended (or hung) before a cell was held on a worker node"
+            removed = held["node"]  # the node goes as a machine would: its raylet and its workers, mid-cell
+            cluster.remove_node(victims[removed], allow_graceful=False)
+            for pid in {e["pid"] for e in fakes.read_journal(journal) if e["node"] == removed}:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        finally:
+            gate.touch()  # the other worker node's cells (and the retried one) go on
+            driver.join(timeout=600)
+        assert not driver.is_alive() and not failures, failures
         events = fakes.read_journal(journal)
         ends = Counter(e["cell"] for e in events if e["event"] == "end")
         assert set(ends) == {c.hash for c in ci["cells"]}  # no cell lost ...
@@ -422,13 +438,14 @@ def test_a_killed_slurm_driver_waits_for_its_jobs_instead_of_resubmitting(tmp_pa
                                 "gpus_per_task": 0, "cpus_per_task": 1, "array_parallelism": 2, "poll_s": 0.2}})
     driver = [sys.executable, str(ROOT / "tests" / "executor_fakes.py"), "slurm", str(out), str(journal), "8", "2"]
     first = subprocess.Popen([*driver, "first", raw], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline:  # kill it once a cell is done and another still runs in its job
+
+    def one_done_one_running() -> bool:
         events = fakes.read_journal(journal)
         ended = {e["cell"] for e in events if e["event"] == "end"}
-        if ended and {e["cell"] for e in events if e["event"] == "start"} - ended:
-            break
-        time.sleep(0.05)
+        return bool(ended and {e["cell"] for e in events if e["event"] == "start"} - ended)
+
+    # Kill it once a cell is done and another still runs in its job (cells of 2 s, 2 at a time: 6 s of margin).
+    fakes.wait_for(lambda: one_done_one_running() or first.poll() is not None)
     first.send_signal(signal.SIGKILL)
     first.wait()
     started_by_first = {e["cell"] for e in fakes.read_journal(journal) if e["event"] == "start"}

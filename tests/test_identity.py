@@ -69,12 +69,15 @@ def test_params_and_cli_give_the_same_message(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == f"error: {message}"
 
 
-def test_a_whole_epochs_value_is_one_cell_from_the_cli_and_params(tmp_path):
+def test_a_whole_epochs_value_is_one_cell_from_the_cli_and_params(tmp_path, machine):
+    # The profile leaves precision at `auto`: its cells hold what auto resolves to on this (fake) machine,
+    # and so must the configs they are compared with (CellConfig's own default is fp32).
     params = tmp_path / "params.yaml"
     params.write_text("profile: t\nprofiles:\n  t:\n    blocks:\n      - {models: {tiny-bert: [0, '1/2']}, "
                       "datasets: [sst2], positions: [top], lrs: [5e-5], seeds: [0], epochs: 3}\n")
     cells = expand(load_profile("t", params))
-    assert {c.hash for c in cells} == {BASE.with_(epochs=3).hash, BASE.with_(position="top", fraction=0.5).hash}
+    expected = BASE.with_(precision=machine.precision)
+    assert {c.hash for c in cells} == {expected.with_(epochs=3).hash, expected.with_(position="top", fraction=0.5).hash}
 
 
 # ---------------------------------------------------------------- what the identity covers

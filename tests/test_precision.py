@@ -1,12 +1,25 @@
-"""harness/precision.py: ``auto`` is bf16 exactly where the hardware computes bf16 natively."""
+"""harness/precision.py: ``auto`` is bf16 exactly where the hardware computes bf16 natively.
+
+The tests that take ``machine`` (tests/conftest.py) run twice, as an AVX2-only CPU and as a
+bf16-native one, whatever CPU runs them. The real detection is tested with torch's capability
+queries faked, and once on the real CPU, where it asserts only what holds on any CPU.
+"""
 
 from __future__ import annotations
 
 import pytest
 import torch
+import yaml
 
+import harness.precision
 from harness import BadInput
-from harness.precision import Hardware, detect_hardware, resolve_precision
+from harness.cli import main
+from harness.expand import expand
+from harness.precision import Hardware, resolve_precision
+from harness.profiles import load_profile
+
+# The real detection, kept before conftest's fake replaces harness.precision.detect_hardware for the session.
+detect_hardware = harness.precision.detect_hardware
 
 AVX2 = Hardware("cpu", "AMD EPYC", "AVX2", native_bf16=False)
 SAPPHIRE_RAPIDS = Hardware("cpu", "Intel Xeon", "AVX512", native_bf16=True)
@@ -29,6 +42,7 @@ def test_unknown_precision_is_refused():
 
 
 def test_this_cpu_is_described_from_torchs_own_query():
+    # The one test of the real CPU: whatever it is, its description is torch's own query, consistent with itself.
     found = detect_hardware("cpu")
     capabilities = torch.cpu.get_capabilities()
     assert found.device == "cpu" and found.capability == torch.backends.cpu.get_cpu_capability()
@@ -47,3 +61,54 @@ def test_capping_the_dispatcher_to_avx2_turns_native_bf16_off(monkeypatch):
     assert detect_hardware("cpu").native_bf16 is True
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)  # ONEDNN_MAX_CPU_ISA=AVX2
     assert detect_hardware("cpu").native_bf16 is False
+
+
+def test_capping_onednn_alone_turns_native_bf16_off(monkeypatch):
+    # The dispatcher allows AVX-512 but oneDNN (which runs the GEMMs) is capped: its bf16 would be emulated.
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"amx_bf16": True, "cpu_name": "fake"})
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AMX")
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    assert detect_hardware("cpu") == Hardware("cpu", "fake", "AMX", native_bf16=False)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    assert detect_hardware("cpu").native_bf16 is True
+
+
+# ---------------------------------------------------------------- every place `auto` is resolved, on both machines
+
+
+def test_the_fake_machine_is_what_auto_resolves_on(machine):
+    assert harness.precision.detect_hardware() == machine.hardware
+    assert resolve_precision("auto") == machine.precision
+
+
+def test_a_profile_resolves_auto_on_the_machine_and_keeps_an_explicit_precision(machine, tmp_path):
+    block = {"models": {"tiny-bert": [0]}, "datasets": ["sst2"], "lrs": [1e-3], "seeds": [0]}
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"profile": "t", "profiles": {"t": {"blocks": [
+        {**block, "name": "unset"}, {**block, "name": "auto", "precision": "auto", "seeds": [1]},
+        {**block, "name": "fp32", "precision": "fp32", "seeds": [2]},
+        {**block, "name": "bf16", "precision": "bf16", "seeds": [3]}]}}}))
+    cells = expand(load_profile("t", params))
+    assert [c.precision for c in cells] == [machine.precision, machine.precision, "fp32", "bf16"]
+
+
+@pytest.mark.parametrize("asked", [None, "auto", "fp32", "bf16"])
+def test_the_cell_verb_resolves_auto_on_the_machine(machine, asked, monkeypatch, capsys):
+    ran = []
+
+    def run_cell(config, **options):  # what reaches the cell, without training it
+        ran.append(config)
+        return {"identity": "i", "config_hash": config.hash, "status": "ok", "best_test_f1": 1.0,
+                "selected_test_f1": 1.0, "majority_f1": 1.0, "level": 0.0, "tokens_per_s": 1.0, "wall_s": 1.0}
+
+    monkeypatch.setattr("harness.cell.run_cell", run_cell)
+    argv = ["cell", "--model", "tiny-bert", "--no-progress"] + (["--precision", asked] if asked else [])
+    assert main(argv) == 0, capsys.readouterr().err
+    assert [c.precision for c in ran] == [machine.precision if asked in (None, "auto") else asked]
+
+
+def test_the_bench_verb_resolves_auto_on_the_machine(machine, monkeypatch):
+    benched = []
+    monkeypatch.setattr("harness.bench.bench", lambda settings, **options: benched.append(settings))
+    assert main(["bench", "--model", "tiny-bert", "--out", "unused.json"]) == 0
+    assert [(s.precision, s.trainer_precision_used) for s in benched] == [(machine.precision, machine.precision)]
