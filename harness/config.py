@@ -23,7 +23,7 @@ from harness import BadInput
 # Bump when a change to the method's code can change a cell's numbers: every cell then gets a new
 # identity and is recomputed. tests/test_method_version.py fails when the method modules change
 # while METHOD_VERSION stays; `python -m harness method-digest --write` records the new state.
-METHOD_VERSION = "2"
+METHOD_VERSION = "3"  # 3: per-example predictions in every record (issue 20), Table-1 splits (issue 23)
 METHOD_MODULES = ("corrupt.py", "models.py", "train.py", "optim.py", "data.py", "prepare.py", "cell.py", "config.py")
 METHOD_DIGESTS = Path(__file__).with_name("method_digests.json")  # METHOD_VERSION -> digest of METHOD_MODULES
 

@@ -21,6 +21,7 @@ from harness.calibration import calibration_text
 from harness.convergence import DEFAULT_CONVERGENCE
 from harness.decision import DEFAULT_RULE, Verdict
 from harness.integrity import integrity_findings
+from harness.replication import replication_section
 from harness.results import check_writable, read_csv, read_record, record_file, write_text_atomic
 from harness.verdicts import ClaimVerdict, Judgement, judge
 
@@ -405,6 +406,7 @@ def build_report(results_dir: Path = Path("results"), paper_csv: Path = Path("cl
         "",
         representations_section(results_dir, results_dir / "records", profile),
         beyond_section(results_dir / "records", results_dir / "plots"),
+        replication_section(results_dir / "records", results_dir / "plots", paper_tables=paper_csv),
         "## Where the paper's own numbers contradict its prose",
         "",
         contradictions(paper_comparisons, "the paper's tables"),
