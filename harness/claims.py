@@ -82,7 +82,7 @@ class Comparison:
         return "/".join(self.ids[key] for key in ("model", "dataset", "comparison"))
 
     def vote(self) -> Vote:
-        return Vote(self.stratum, self.unit, self.verdict, self.p_support, self.p_contradict)
+        return Vote(self.stratum, self.unit, self.verdict, self.p_support, self.p_contradict, bool(self.values))
 
     def to_dict(self) -> dict:
         return {"claim": self.claim, "id": self.id, **asdict(self), "verdict": str(self.verdict)}

@@ -296,6 +296,7 @@ class Vote:
     verdict: Verdict
     p_support: float
     p_contradict: float
+    tested: bool = True  # False: nothing to compare (a setting did not run); not one of Holm's hypotheses
 
 
 @dataclass(frozen=True)
@@ -335,7 +336,7 @@ def holm(p_values: Sequence[float]) -> np.ndarray:
 def _merge_unit(votes: list[Vote]) -> Vote:
     """A unit's one vote: its weakest reading (the least support and the most contradiction)."""
     return Vote(votes[0].stratum, votes[0].unit, min((v.verdict for v in votes), key=STRENGTH.get),
-                max(v.p_support for v in votes), min(v.p_contradict for v in votes))
+                max(v.p_support for v in votes), min(v.p_contradict for v in votes), any(v.tested for v in votes))
 
 
 def claim_verdict(votes: Sequence[Vote], rule: DecisionRule = DEFAULT_RULE) -> ClaimDecision:
@@ -344,7 +345,9 @@ def claim_verdict(votes: Sequence[Vote], rule: DecisionRule = DEFAULT_RULE) -> C
     for vote in votes:
         units.setdefault((vote.stratum, vote.unit), []).append(vote)
     merged = [_merge_unit(group) for group in units.values()]
-    adjusted = holm([v.p_contradict for v in merged])
+    tested = [i for i, v in enumerate(merged) if v.tested]  # Holm counts the hypotheses actually tested
+    adjusted = np.ones(len(merged))
+    adjusted[tested] = holm([merged[i].p_contradict for i in tested])
     contradicted = {id(v) for v, p in zip(merged, adjusted) if p < rule.alpha}
     strata = []
     for name in dict.fromkeys(v.stratum for v in merged):

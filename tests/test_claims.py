@@ -46,8 +46,9 @@ def setting(label: str) -> tuple[str, float]:
 
 
 def grid(values: dict[str, list[float]], *, model="m", dataset="d", pooling="cls", mode="full",
-         n_test=1000) -> pd.DataFrame:
-    """A tidy frame from {setting label: F1 per seed}, e.g. {"clean": [90, 91], "bottom50": [80, 81]}."""
+         n_test=100_000) -> pd.DataFrame:
+    """A tidy frame from {setting label: F1 per seed}, e.g. {"clean": [90, 91], "bottom50": [80, 81]}; the test
+    set large enough that its own error is negligible unless a test sets ``n_test``: the seeds decide."""
     rows = [{"table": f"{pooling}-{mode}", "model": model, "dataset": dataset, "pooling": pooling, "mode": mode,
              "position": setting(label)[0], "level": setting(label)[1], "seed": seed, "n_test": n_test, "f1": f1}
             for label, f1s in values.items() for seed, f1 in enumerate(f1s)]
@@ -294,6 +295,14 @@ def test_one_contradiction_that_survives_holm_refutes_the_claim():
     assert claim_verdict(many).verdict is I
 
 
+def test_holm_counts_only_the_comparisons_that_were_tested():
+    """A setting that did not run is no hypothesis: it does not dilute the others' evidence."""
+    contradicted = vote("50%", C, 0.99, 0.02, "a")
+    untested = [Vote("75%", f"u{i}", I, 1.0, 1.0, tested=False) for i in range(5)]
+    assert claim_verdict([contradicted] + untested).verdict is C
+    assert claim_verdict([contradicted] + [replace(v, tested=True) for v in untested]).verdict is I
+
+
 def test_every_stratum_must_support():
     supported = [vote("a", S, 0.01, 0.99, "1"), vote("a", I, 0.2, 0.8, "2"), vote("b", S, 0.01, 0.99, "3")]
     assert claim_verdict(supported).verdict is S  # a: 1 of 2 (half), b: 1 of 1
@@ -326,8 +335,9 @@ def test_copied_rows_and_two_poolings_vote_once():
 
 def fake(claim: str, *verdict_list: Verdict, stratum: str = "s") -> list[Comparison]:
     p = {S: (0.001, 0.999), C: (0.999, 0.001), I: (0.3, 0.7)}
-    return [Comparison(claim, {"table": "t", "model": "m", "dataset": "d", "comparison": f"{stratum}{i}"}, {}, v, "",
-                       stratum=stratum, p_support=p[v][0], p_contradict=p[v][1]) for i, v in enumerate(verdict_list)]
+    return [Comparison(claim, {"table": "t", "model": "m", "dataset": "d", "comparison": f"{stratum}{i}"},
+                       {"difference": 0.0}, v, "", stratum=stratum, p_support=p[v][0], p_contradict=p[v][1])
+            for i, v in enumerate(verdict_list)]
 
 
 def test_a_claim_is_its_weakest_stratum_not_its_pooled_count():
@@ -673,8 +683,10 @@ def test_verdicts_document_is_json(paper_csv):
 
 
 def grid_cells(values: dict[str, list[float]], **fields) -> list[dict]:
+    """Results rows (no records beside them: the test term is approximated from n_test, here negligible)."""
     return [{"position": setting(label)[0], "level": setting(label)[1], "seed": seed, "best_test_f1": f1,
-             "selected_test_f1": f1, **fields} for label, f1s in values.items() for seed, f1 in enumerate(f1s)]
+             "selected_test_f1": f1, "n_test": 100_000, **fields}
+            for label, f1s in values.items() for seed, f1 in enumerate(f1s)]
 
 
 def start_claims(*args: str) -> subprocess.Popen:
