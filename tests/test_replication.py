@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,7 +12,10 @@ import pytest
 from scipy import stats
 from statsmodels.stats.meta_analysis import combine_effects
 
+import harness.replication as replication
 from harness import BadInput
+from harness.config import METHOD_VERSION
+from harness.token_lengths import mean_kept, summarise
 from harness.calibration import REGIMES, SCENARIOS, Size, simulate_grid
 from harness.claims import CLAIMS
 from harness.decision import Verdict
@@ -212,7 +217,6 @@ def test_section_says_not_yet_run_without_records(tmp_path):
 
 
 def test_section_from_records_has_tables_words_and_figures(tmp_path, monkeypatch, story):
-    import harness.replication as replication
 
     frame, _ = simulated(0)
     cells = frame.assign(lr=1e-4, selected_val_f1=frame["f1"], selected_test_f1=frame["f1"], status="ok",
@@ -227,7 +231,6 @@ def test_section_from_records_has_tables_words_and_figures(tmp_path, monkeypatch
 
 
 def test_token_length_summary_states_the_truncated_share():
-    from harness.token_lengths import mean_kept, summarise
 
     lengths = np.array([10, 20, 30, 200, 600])
     found = summarise("x", lengths, candidates=(64, 512))
@@ -239,15 +242,9 @@ def test_token_length_summary_states_the_truncated_share():
 def test_section_reads_kept_records(tmp_path):
     """The mini profile's kept records (SST-2) read as a partial replication: the real record layout, one
     dataset, so per-dataset verdicts and the paper beside them, and nothing pooled yet."""
-    import json
-    from pathlib import Path
-
-    from harness.config import METHOD_VERSION
-
     source = Path(__file__).resolve().parent.parent / "results" / "records" / "mini"
     records = sorted(source.glob("*.json"))
-    if not records:
-        pytest.skip("no kept records of the mini profile in this checkout")
+    assert records, "the mini profile's records are kept in git (results/records/mini)"
     folder = tmp_path / "records" / "replication"
     folder.mkdir(parents=True)
     for path in records:  # as if this METHOD_VERSION made them: the reading is what is tested
