@@ -40,7 +40,7 @@ SETTINGS = (("none", 0.0), ("bottom", 50.0), ("top", 50.0), ("all", 100.0))
 
 
 @dataclass(frozen=True)
-class Noise:
+class NoiseRegime:
     """The sources of noise, on the probit scale of one example's correctness."""
 
     name: str
@@ -52,8 +52,8 @@ class Noise:
 
 
 REGIMES = (
-    Noise("test-set dominated", setting_item_sd=0.8, seed_sd=0.03),
-    Noise("seed dominated", setting_item_sd=0.2, seed_sd=0.15),
+    NoiseRegime("test-set dominated", setting_item_sd=0.8, seed_sd=0.03),
+    NoiseRegime("seed dominated", setting_item_sd=0.2, seed_sd=0.15),
 )
 
 
@@ -104,7 +104,7 @@ class Size:
     seed: int = 0
 
 
-def _runs(rng: np.random.Generator, labels: np.ndarray, accuracy: Sequence[float], noise: Noise, n_seeds: int,
+def _runs(rng: np.random.Generator, labels: np.ndarray, accuracy: Sequence[float], noise: NoiseRegime, n_seeds: int,
           n_labels: int, seed_factor: float) -> dict[tuple[str, float], list[np.ndarray]]:
     """Predicted labels of every (setting, seed) of one slice on one shared test set."""
     n = len(labels)
@@ -124,7 +124,7 @@ def _runs(rng: np.random.Generator, labels: np.ndarray, accuracy: Sequence[float
     return runs
 
 
-def simulate_grid(rng: np.random.Generator, scenario: Scenario, noise: Noise, size: Size, n_datasets: int
+def simulate_grid(rng: np.random.Generator, scenario: Scenario, noise: NoiseRegime, size: Size, n_datasets: int
                   ) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
     """A tidy frame, its predictions (identity -> (labels, predicted)) and claim 5's separation."""
     rows, predictions = [], {}
@@ -150,7 +150,7 @@ def simulate_grid(rng: np.random.Generator, scenario: Scenario, noise: Noise, si
 
 
 def run_calibration(size: Size = Size(), rule: DecisionRule = DEFAULT_RULE,
-                    scenarios: Sequence[Scenario] = SCENARIOS, regimes: Sequence[Noise] = REGIMES) -> pd.DataFrame:
+                    scenarios: Sequence[Scenario] = SCENARIOS, regimes: Sequence[NoiseRegime] = REGIMES) -> pd.DataFrame:
     """One row per (scenario, regime, datasets, claim): the share of each verdict over ``size.grids`` grids."""
     rng = np.random.default_rng(size.seed)
     rows = []
