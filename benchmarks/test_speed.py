@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness import bench as hb
-from harness import bench_settings as hs
-from harness.data import dataset_spec
-from harness.models import load_classifier
+from harness.method.data import dataset_spec
+from harness.method.models import load_classifier
+from harness.perf import bench as hb
+from harness.perf import bench_settings as hs
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" if (ROOT / "data" / "sst2").is_dir() else Path("/work/shared/datasets")

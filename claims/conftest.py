@@ -7,7 +7,7 @@
     pytest claims/ -k no_complete_recovery         # one claim's verdict
 
 The exit code is the verdict: each claim module has one headline test (``test_<claim>_verdict``) that
-passes only when the claim is SUPPORTED (its weakest stratum, ``harness.decision``), so the run exits 0
+passes only when the claim is SUPPORTED (its weakest stratum, ``harness.verdict.decision``), so the run exits 0
 only when every claim is SUPPORTED. Every comparison is a case of ``test_<claim>``: CONTRADICTED ones
 fail, INCONCLUSIVE ones are skipped with their reason and minimum detectable difference (never a
 silent pass), SUPPORTED ones pass. The run ends with the claim x stratum table and one line per claim:
@@ -20,15 +20,14 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
-from harness import BadInput
-from harness.claims import Comparison
-from harness.decision import Verdict
-from harness.integrity import Finding
-from harness.results import check_writable, write_text_atomic
-from harness.verdicts import ClaimVerdict, judge, verdicts_document
+from harness.errors import BadInput
+from harness.files import check_writable, write_text_atomic
+from harness.verdict.claims import Comparison
+from harness.verdict.decision import Verdict
+from harness.verdict.integrity import Finding
+from harness.verdict.verdicts import ClaimVerdict, judge, verdicts_document
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -1,7 +1,7 @@
 """Tests run offline (no test may reach the Hugging Face hub) and never on the real CPU's precision rule.
 
 ``precision: auto`` resolves to bf16 where the hardware computes bf16 natively and to fp32 elsewhere
-(``harness.precision``), so an expected identity built from a config with a fixed precision holds on
+(``harness.method.precision``), so an expected identity built from a config with a fixed precision holds on
 one kind of machine only. In this process the hardware the rule looks at is therefore always a fake:
 
 * by default (``avx2_only_by_default``, the whole session) an AVX2-only CPU, so ``auto`` is fp32: a
@@ -17,8 +17,9 @@ them either fixes ``precision`` in its params or asserts nothing that depends on
 """
 
 import os
+import sys
 
-# Before torch is imported (harness.precision imports it): see harness/__main__.py for OMP_WAIT_POLICY.
+# Before torch is imported (harness.method.precision imports it): see harness/__main__.py for OMP_WAIT_POLICY.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -28,8 +29,9 @@ from dataclasses import dataclass  # noqa: E402
 
 import pytest  # noqa: E402
 
-import harness.precision  # noqa: E402
-from harness.precision import Hardware  # noqa: E402
+import harness.cli  # noqa: E402,F401  (every module of the package, so `pretend` reaches each binding)
+import harness.method.precision  # noqa: E402
+from harness.method.precision import Hardware  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -40,20 +42,24 @@ class Machine:
     precision: str
 
 
+_REAL_DETECT_HARDWARE = harness.method.precision.detect_hardware
 AVX2_ONLY = Machine(Hardware("cpu", "fake AVX2-only x86 (Zen 3)", "AVX2", native_bf16=False), "fp32")
 BF16_NATIVE = Machine(Hardware("cpu", "fake AVX512-BF16 x86 (Sapphire Rapids)", "AVX512", native_bf16=True), "bf16")
 MACHINES = {"avx2": AVX2_ONLY, "bf16-native": BF16_NATIVE}
 
 
 def pretend(patch: pytest.MonkeyPatch, machine: Machine) -> None:
-    """Make ``harness.precision.detect_hardware`` report ``machine`` whatever device it is asked about.
+    """Make ``detect_hardware`` report ``machine`` whatever device it is asked about, in every module of the
+    package that has it: ``harness.method.precision`` (where ``resolve_precision``, and so profile expansion,
+    looks it up) and each module that imported it (``estimate``, ``bench``, the cell's record)."""
+    def fake(device=None):
+        return machine.hardware
 
-    Patched in harness.precision, where ``resolve_precision`` (and so profile expansion and the
-    ``cell``/``bench`` verbs), ``estimate`` and ``bench`` look it up at call time. harness.cell binds
-    its own reference when first imported, for the ``hardware`` a record describes: the real machine
-    when a test module imported it at collection, else the fake one; no test reads that field.
-    """
-    patch.setattr(harness.precision, "detect_hardware", lambda device=None: machine.hardware)
+    fake.pretends = True
+    for module in [m for name, m in sys.modules.items() if name.startswith("harness.")]:
+        found = getattr(module, "detect_hardware", None)
+        if found is _REAL_DETECT_HARDWARE or getattr(found, "pretends", False):
+            patch.setattr(module, "detect_hardware", fake)
 
 
 @pytest.fixture(scope="session", autouse=True)

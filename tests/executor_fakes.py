@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.config import CellConfig
-from harness.results import write_json_atomic
+from harness.files import write_json_atomic
+from harness.method.config import CellConfig
 
 
 def where() -> tuple[str | None, list]:
@@ -84,7 +84,7 @@ class FakeCell:
 
     def __call__(self, config: CellConfig, out_dir: str) -> dict:
         if config.hash == self.fail_on:
-            from harness import BadInput
+            from harness.errors import BadInput
 
             raise BadInput("dataset folder data/sst2 not found")
         node, gpus = where()
@@ -145,7 +145,7 @@ def fake_cells(n: int) -> tuple[CellConfig, ...]:
 def main(argv: list[str]) -> None:
     """``executor_fakes.py ray|slurm OUT JOURNAL N SLEEP TAG SETTINGS_JSON [HOLD_AFTER GATE]``: a driver of fake
     cells (HOLD_AFTER, GATE: see ``FakeCell``)."""
-    from harness.executors import Work, execute, run_settings
+    from harness.grid.executors import Work, execute, run_settings
 
     kind, out, journal, n, sleep_s, tag, raw, *hold = argv
     cells = fake_cells(int(n))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.prepare import Encoded
+from harness.method.prepare import Encoded
 
 
 def random_encoded(n: int, seed: int) -> Encoded:

@@ -1,4 +1,4 @@
-"""harness/ablations.py: which variants heal fully, seed-paired comparisons, and claim 4 with the probe's
+"""harness/beyond/ablations.py: which variants heal fully, seed-paired comparisons, and claim 4 with the probe's
 dropout on or off, on cells whose truth is built."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from harness.ablations import compare, heals, probe_dropout_claim4, variant_label, with_variants
-from harness.decision import Verdict
+from harness.beyond.ablations import compare, heals, probe_dropout_claim4, variant_label, with_variants
+from harness.verdict.decision import Verdict
 
 
 def _cells(f1_by_variant: dict[tuple, list[float]], mode="full", probe_dropout=False, n_test=1000) -> list[dict]:

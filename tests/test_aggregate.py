@@ -10,13 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import BadInput
-from harness.aggregate import CELL_COLUMNS, aggregate, level_curves, read_cells, summarise
-from harness.config import METHOD_VERSION, CellConfig, cell_identity
-from harness.results import record_path, write_json_atomic
+from harness.errors import BadInput
+from harness.files import write_json_atomic
+from harness.grid.aggregate import CELL_COLUMNS, aggregate, level_curves, read_cells, summarise
+from harness.method.config import METHOD_VERSION, CellConfig, cell_identity
+from harness.method.record import record_path
 
 SETTINGS = [("none", 0.0), ("bottom", 0.5), ("top", 0.5), ("all", 1.0)]
-DIGESTS = {"sst2": "sst2-files", "emotion": "emotion-files"}  # stand-ins for harness.data.dataset_digest
+DIGESTS = {"sst2": "sst2-files", "emotion": "emotion-files"}  # stand-ins for harness.method.data.dataset_digest
 
 
 def grid(model="minilm-l6", dataset="sst2", lrs=(1e-5, 5e-5), seeds=(0, 1, 2), mode="full") -> list[CellConfig]:

@@ -22,12 +22,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import EXIT_CODES, BadData, BadInput, BadResults, Unwritable
-from harness.aggregate import aggregate
 from harness.cli import main
-from harness.config import METHOD_VERSION, CellConfig, cell_identity
-from harness.data import dataset_digest
-from harness.results import RECORD_SCORES, read_record, record_path, write_json_atomic
+from harness.errors import EXIT_CODES, BadData, BadInput, BadResults, Unwritable
+from harness.files import write_json_atomic
+from harness.grid.aggregate import aggregate
+from harness.method.config import METHOD_VERSION, CellConfig, cell_identity
+from harness.method.data import dataset_digest
+from harness.method.record import RECORD_SCORES, read_record, record_path
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "datasets"
@@ -64,8 +65,8 @@ def good_record(config: CellConfig, digest: str, f1: float) -> dict:
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> Path:
     """params.yaml, data/sst2, results/cells/ with the profile's two (made-up) records, results/*.csv."""
-    from harness.expand import expand
-    from harness.profiles import load_profile
+    from harness.grid.expand import expand
+    from harness.grid.profiles import load_profile
 
     root = tmp_path_factory.mktemp("template")
     (root / "params.yaml").write_text(params_text())
@@ -369,7 +370,7 @@ def test_an_unwritable_output_fails_at_once_before_any_model_tokenising_or_train
     world = copy_world(template, tmp_path / "world")
     monkeypatch.chdir(world)
     (world / "params.yaml").write_text(params_text(seeds=[7]))  # cells without records: the grid has work to do
-    for stage in ("harness.cell.load_classifier", "harness.cell.prepare", "harness.cell.train_and_evaluate"):
+    for stage in ("harness.method.cell.load_classifier", "harness.method.cell.prepare", "harness.method.cell.train_and_evaluate"):
         monkeypatch.setattr(stage, lambda *a, **k: pytest.fail("a model was loaded, data tokenised or a cell trained"))
     for kind, folder in unwritable_folders(tmp_path).items():
         argv = ["cell", *TINY, "--out", str(folder / "r.json")] if verb == "cell" else ["grid", *PARAMS, "--out", str(folder)]

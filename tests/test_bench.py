@@ -1,4 +1,4 @@
-"""harness.bench (and bench_settings, performance_doc, cost): the side-by-side benchmark's helpers, a tiny end-to-end run, bf16 on CPU, and estimate."""
+"""harness.perf.bench (and bench_settings, performance_doc, cost): the side-by-side benchmark's helpers, a tiny end-to-end run, bf16 on CPU, and estimate."""
 
 from __future__ import annotations
 
@@ -14,17 +14,17 @@ import numpy as np
 import pytest
 import torch
 
-from harness import BadInput
-from harness import bench as hb
-from harness import bench_settings as hs
-from harness import cost as hc
-from harness import performance_doc as hp
 from harness.cli import main as cli_main
-from harness.config import CellConfig
-from harness.data import dataset_spec
-from harness.models import load_classifier
-from harness.prepare import encode, make_splits
-from harness.train import TrainSettings, length_bucketed_batches, train_and_evaluate
+from harness.errors import BadInput
+from harness.grid import cost as hc
+from harness.method.config import CellConfig
+from harness.method.data import dataset_spec
+from harness.method.models import load_classifier
+from harness.method.prepare import encode, make_splits
+from harness.method.train import TrainSettings, length_bucketed_batches, train_and_evaluate
+from harness.perf import bench as hb
+from harness.perf import bench_settings as hs
+from harness.perf import performance_doc as hp
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" if (ROOT / "data" / "sst2").is_dir() else Path("/work/shared/datasets")
@@ -97,7 +97,7 @@ def test_rss_peak_sees_an_allocation_inside_the_block():
     # reset is not a clean baseline, which is also why `bench` measures each run from a reset.
     script = (
         "import json, numpy as np\n"
-        "from harness.memory import rss_peak\n"
+        "from harness.method.memory import rss_peak\n"
         "with rss_peak() as memory:\n"
         "    block = np.ones(40 * 2**20 // 8)  # 40 MiB, touched\n"
         "    block.sum()\n"

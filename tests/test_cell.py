@@ -7,20 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from harness.cell import run_cell
-from harness.cli import main
-from harness.config import METHOD_VERSION, CellConfig, cell_identity
-from harness.data import dataset_digest
-from harness.models import load_classifier, sentence_vector
-from harness.prepare import prepare
-from harness.train import (
-    TrainSettings,
-    length_bucketed_batches,
-    token_budget_batches,
-    train_and_evaluate,
-)
 from fixtures import random_encoded
+
+from harness.cli import main
+from harness.method.cell import run_cell
+from harness.method.config import METHOD_VERSION, CellConfig, cell_identity
+from harness.method.data import dataset_digest
+from harness.method.models import load_classifier, sentence_vector
+from harness.method.train import TrainSettings, length_bucketed_batches, token_budget_batches, train_and_evaluate
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 TINY = dict(n_train=64, n_test=32, n_val=16, epochs=2, lr=1e-3, batch_size=16, max_length=32)
@@ -118,7 +112,7 @@ def test_every_epoch_records_each_examples_prediction_and_they_give_its_scores(m
     epoch, and the true labels once; the recorded F1 is the F1 of those predictions."""
     from sklearn.metrics import f1_score
 
-    from harness.predictions import decode_labels
+    from harness.method.predictions import decode_labels
 
     record = run_cell(CellConfig(model="tiny-bert", dataset="emotion", mode=mode, **TINY), **dirs)
     labels = {split: decode_labels(record["labels"][split]) for split in ("val", "test")}
@@ -147,7 +141,7 @@ def test_same_config_and_seed_give_identical_scores(precision, dirs, tmp_path):
 def test_an_existing_record_is_never_recomputed(dirs, monkeypatch):
     config = CellConfig(model="tiny-bert", dataset="sst2", **TINY)
     record = run_cell(config, **dirs)
-    monkeypatch.setattr("harness.cell.train_and_evaluate", lambda *a, **k: pytest.fail("recomputed a finished cell"))
+    monkeypatch.setattr("harness.method.cell.train_and_evaluate", lambda *a, **k: pytest.fail("recomputed a finished cell"))
     assert run_cell(config, **dirs) == record
 
 

@@ -1,4 +1,4 @@
-"""harness/decision.py, harness/claims.py and claims/: the paper's transcribed tables, every verdict
+"""harness/verdict/decision.py, harness/verdict/claims.py and claims/: the paper's transcribed tables, every verdict
 branch of one comparison, the strata and the weakest-stratum headline, synthetic grids whose truth is
 known by construction (complete healing, pure noise, reversed positions, unstable probes), the sources
 (one lr per setting), PROVISIONAL verdicts, the integrity checks, and ``pytest claims/`` end to end."""
@@ -14,21 +14,47 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from harness import BadInput
-from harness.aggregate import CELL_COLUMNS
-import numpy as np
-
-from harness.calibration import REGIMES, SCENARIOS, SETTINGS, Size, error_table, mc_se, run_calibration, simulate_grid
-from harness.claims import (CLAIMS, Comparison, _ordering_pairs, after_holm, evaluate_claims, sign_flip_p_values, slices,
-                            votes_of)
-from harness.decision import (DEFAULT_RULE, DecisionRule, Runs, Verdict, Vote, claim_verdict, decide, holm,
-                              resample_counts, weighted_f1_resampled)
-from harness.integrity import integrity_findings
-from harness.sources import EVIDENCE, PAPER_TABLES, TIDY, load_source, paper_frame, results_frame
-from harness.verdicts import aggregate, verdicts_document
+from harness.errors import BadInput
+from harness.grid.aggregate import CELL_COLUMNS
+from harness.verdict.calibration import (
+    REGIMES,
+    SCENARIOS,
+    SETTINGS,
+    Size,
+    error_table,
+    mc_se,
+    run_calibration,
+    simulate_grid,
+)
+from harness.verdict.claims import (
+    CLAIMS,
+    Comparison,
+    _ordering_pairs,
+    after_holm,
+    evaluate_claims,
+    sign_flip_p_values,
+    slices,
+    votes_of,
+)
+from harness.verdict.decision import (
+    DEFAULT_RULE,
+    DecisionRule,
+    Runs,
+    Verdict,
+    Vote,
+    claim_verdict,
+    decide,
+    holm,
+    resample_counts,
+    weighted_f1_resampled,
+)
+from harness.verdict.integrity import integrity_findings
+from harness.verdict.sources import EVIDENCE, PAPER_TABLES, TIDY, load_source, paper_frame, results_frame
+from harness.verdict.verdicts import aggregate, verdicts_document
 
 REPO = Path(__file__).resolve().parent.parent
 PAPER_TEXT = Path(__file__).resolve().parents[2] / "shared" / "paper" / "healing-powers-of-bert.txt"  # ../shared beside the repo
@@ -496,7 +522,7 @@ def test_under_trained_slices_make_their_verdicts_provisional():
     assert not aggregate(evaluate_claims(frame, "results"))["no-complete-recovery"].provisional
 
 
-# ---------------------------------------------------------------- error rates, measured (harness.calibration)
+# ---------------------------------------------------------------- error rates, measured (harness.verdict.calibration)
 
 
 @pytest.fixture(scope="module")
@@ -707,7 +733,7 @@ UNDER_TRAINED = {"n_epochs_run": 3, "last_val_f1": 90.0, "best_earlier_val_f1": 
 
 
 def write_analysis(folder: Path, separation: dict[str, list[float]]) -> None:
-    """analysis.csv and analysis.json as ``harness.analysis`` writes them, with the last layer's separation."""
+    """analysis.csv and analysis.json as ``harness.beyond.analysis`` writes them, with the last layer's separation."""
     rows = [{"setting": s, "seed": seed, "layer": 6, "pooling": "mean", "moment": "after", "measure": "separation",
              "item": "", "reference": "", "value": v} for s, values in separation.items() for seed, v in enumerate(values)]
     pd.DataFrame(rows).to_csv(folder / "analysis.csv", index=False)

@@ -1,12 +1,12 @@
-"""harness/convergence.py: under-trained slices are found, plateaued ones are not."""
+"""harness/verdict/convergence.py: under-trained slices are found, plateaued ones are not."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from harness.aggregate import CELL_COLUMNS
-from harness.convergence import diagnose, under_trained_slices
+from harness.grid.aggregate import CELL_COLUMNS
+from harness.verdict.convergence import diagnose, under_trained_slices
 
 
 def cell(position: str, seed: int, last: float, earlier: float, best_epoch: int = 4, epochs: int = 4,

@@ -1,4 +1,4 @@
-"""harness.corrupt: the paper's Section 3, checked as properties over random tiny BERT/DistilBERT.
+"""harness.method.corrupt: the paper's Section 3, checked as properties over random tiny BERT/DistilBERT.
 
 Every model is "scrambled" before corruption: each parameter is filled with values in [1.5, 2.5].
 A freshly built model already has LayerNorm = 1, biases = 0 and small weights, so without the
@@ -28,18 +28,10 @@ from transformers import (
     RobertaForSequenceClassification,
 )
 
-from harness import BadInput
-from harness.corrupt import (
-    INITS,
-    POSITIONS,
-    ROUNDINGS,
-    corrupt,
-    encoder_layers,
-    init_bound,
-    layers_to_corrupt,
-)
+from harness.errors import BadInput
+from harness.method.corrupt import INITS, POSITIONS, ROUNDINGS, corrupt, encoder_layers, init_bound, layers_to_corrupt
 
-# Written out here rather than read from harness.corrupt, so the tests check its layout table.
+# Written out here rather than read from harness.method.corrupt, so the tests check its layout table.
 LAYERS = {"bert": "bert.encoder.layer", "distilbert": "distilbert.transformer.layer"}
 EXTRAS = {
     "bert": {"embeddings": "bert.embeddings", "pooler": "bert.pooler"},

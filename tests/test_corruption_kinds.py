@@ -23,17 +23,21 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from fixtures import random_encoded
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_corrupt import LAYERS, SCOPES, Spec, scrambled, snapshot
 from torch import nn
 from transformers import AutoConfig
 
-import harness.corrupt
-from harness import BadInput
-from harness.cell import run_cell
+import harness.method.corrupt
 from harness.cli import main
-from harness.config import COMPONENTS, IDENTITY_DEFAULTS, CellConfig, cell_identity
-from harness.corrupt import (
+from harness.errors import BadInput
+from harness.grid.expand import describe, expand
+from harness.grid.profiles import load_profile
+from harness.method.cell import run_cell
+from harness.method.config import COMPONENTS, IDENTITY_DEFAULTS, CellConfig, cell_identity
+from harness.method.corrupt import (
     BITFLIP_BLOCK_BITS,
     INITS,
     KINDS,
@@ -46,19 +50,15 @@ from harness.corrupt import (
     layer_component,
     layers_to_corrupt,
 )
-from harness.expand import describe, expand
-from harness.models import load_classifier, sentence_vector
-from harness.profiles import load_profile
-from harness.train import TrainSettings, train_and_evaluate
-from fixtures import random_encoded
-from test_corrupt import LAYERS, SCOPES, Spec, scrambled, snapshot
+from harness.method.models import load_classifier, sentence_vector
+from harness.method.train import TrainSettings, train_and_evaluate
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "datasets"
 MAX_EXAMPLES = 25
 SIGMAS = 6  # every statistical check: a correct implementation fails it with probability ~1e-9
 
-# Written out here, not read from harness.corrupt.ARCHITECTURES, so the tests check that table.
+# Written out here, not read from harness.method.corrupt.ARCHITECTURES, so the tests check that table.
 COMPONENT_PARAMETERS = {
     "bert": {
         "attention": {f"attention.{m}.{p}" for m in ("self.query", "self.key", "self.value", "output.dense")
@@ -207,8 +207,8 @@ def test_each_kind_draws_from_its_own_generator_and_reinit_keeps_its_key():
 
 @torch.no_grad()
 def reference_reinit(model: nn.Module, position: str, fraction: float, *, seed: int, init: str, scope: str) -> list[str]:
-    """harness.corrupt.corrupt as it was before corruption kinds existed (commit 84b483b), copied verbatim in effect."""
-    from harness.corrupt import _chosen_modules, _initialiser, encoder_layers, parse_scope
+    """harness.method.corrupt.corrupt as it was before corruption kinds existed (commit 84b483b), copied verbatim in effect."""
+    from harness.method.corrupt import _chosen_modules, _initialiser, encoder_layers, parse_scope
 
     initialise = _initialiser(init)
     layer_ids = layers_to_corrupt(len(encoder_layers(model)), position, fraction)
@@ -391,7 +391,7 @@ def test_components_partition_every_layer_exactly(arch):
     for layer in model.base_model.get_submodule(LAYERS[arch].split(".", 1)[1]):
         names = {name for name, _ in layer.named_parameters()}
         assert names == set().union(*table.values())  # the table above covers the layer ...
-        for name in names:  # ... and harness.corrupt classifies each parameter into its one component
+        for name in names:  # ... and harness.method.corrupt classifies each parameter into its one component
             assert name in table[layer_component(arch, name)]
     assert sum(map(len, table.values())) == len(set().union(*table.values()))  # disjoint
     check_components(AutoConfig.for_model(arch))  # the grid's precheck agrees, from the config alone
@@ -409,9 +409,9 @@ def test_a_parameter_of_no_component_is_refused_not_guessed():
 
 
 def test_the_grid_refuses_a_model_whose_layer_has_a_parameter_of_no_component(tmp_path, monkeypatch):
-    table = copy.deepcopy(harness.corrupt.ARCHITECTURES)
+    table = copy.deepcopy(harness.method.corrupt.ARCHITECTURES)
     table["bert"]["components"]["ffn"] = ("intermediate.dense",)  # output.dense now belongs nowhere
-    monkeypatch.setattr(harness.corrupt, "ARCHITECTURES", table)
+    monkeypatch.setattr(harness.method.corrupt, "ARCHITECTURES", table)
     params = write_params(tmp_path, corruption="zero", component="ffn")
     with pytest.raises(BadInput, match=r"block 'b', model tiny-bert: parameter 'output.dense.weight' .* no component"):
         expand(load_profile("t", params))
@@ -491,7 +491,7 @@ def cli_arguments(values: dict) -> list[str]:
 @pytest.mark.parametrize("values, message", BAD.values(), ids=BAD.keys())
 def test_bad_corruption_on_the_command_line_is_one_error_line_and_exit_2(verb, values, message, tmp_path, monkeypatch,
                                                                          capsys):
-    for loader in ("harness.models.load_classifier", "harness.cell.load_classifier"):
+    for loader in ("harness.method.models.load_classifier", "harness.method.cell.load_classifier"):
         monkeypatch.setattr(loader, lambda *a, **k: pytest.fail("a model was loaded"))
     argv = [verb, "--model", "tiny-bert", "--position", "bottom", "--fraction", "0.5", *cli_arguments(values)]
     if verb == "cell":
@@ -520,7 +520,7 @@ def write_params(tmp_path: Path, **fixed) -> Path:
 @pytest.mark.parametrize("values, message", BAD.values(), ids=BAD.keys())
 def test_bad_corruption_in_params_yaml_is_one_error_before_any_cell(values, message, tmp_path, monkeypatch, capsys):
     params = write_params(tmp_path, **values)
-    monkeypatch.setattr("harness.grid.run_grid", lambda *a, **k: pytest.fail("the grid started"))
+    monkeypatch.setattr("harness.grid.run.run_grid", lambda *a, **k: pytest.fail("the grid started"))
     monkeypatch.chdir(tmp_path)
     with pytest.raises(BadInput, match="block 'b'"):
         expand(load_profile("t", params))
@@ -556,7 +556,7 @@ VERSION_2_FIELDS = ("model", "dataset", "position", "fraction", "pooling", "mode
 def test_the_identity_of_an_existing_cell_is_pinned(monkeypatch):
     # Computed with the code before issue 14 (commit 84b483b): adding options must not move it. The identity
     # also names METHOD_VERSION (2 then; a bump moves every identity on purpose), so it is pinned under 2.
-    monkeypatch.setattr("harness.config.METHOD_VERSION", "2")
+    monkeypatch.setattr("harness.method.config.METHOD_VERSION", "2")
     assert PINNED.canonical_json() == (
         '{"batch_size":32,"data_seed":0,"dataset":"sst2","epochs":4,"fraction":0.3333333333333333,'
         '"init":"kaiming_uniform","lr":0.0001,"max_length":64,"mode":"full","model":"minilm-l6","n_test":1000,'
@@ -576,7 +576,7 @@ def test_every_committed_record_keeps_its_identity(monkeypatch):
     for path in records:
         record = json.loads(path.read_text())
         config = CellConfig.from_dict(record["config"])
-        monkeypatch.setattr("harness.config.METHOD_VERSION", record["method_version"])
+        monkeypatch.setattr("harness.method.config.METHOD_VERSION", record["method_version"])
         assert (config.hash, cell_identity(config, record["data_digest"])) == (
             record["config_hash"], record["identity"]) and path.stem == record["identity"], path
 
@@ -639,10 +639,10 @@ def _probe(name: str, probe_dropout: bool, seed: int = 0):
 
 @pytest.mark.parametrize("name", ["tiny-bert", "tiny-distilbert"])
 def test_probe_dropout_recomputes_the_body_each_step_deterministically(name, monkeypatch):
-    import harness.train
+    import harness.method.train
 
-    calls, real = [], harness.train.sentence_vector
-    monkeypatch.setattr(harness.train, "sentence_vector",  # note the body's mode at every call
+    calls, real = [], harness.method.train.sentence_vector
+    monkeypatch.setattr(harness.method.train, "sentence_vector",  # note the body's mode at every call
                         lambda model, **kw: calls.append(model.training) or real(model, **kw))
     off, _ = _probe(name, False)
     calls_off, calls[:] = list(calls), []
@@ -710,12 +710,12 @@ def test_a_probe_cell_with_dropout_runs_end_to_end(dirs):
 
 
 def test_run_grid_checks_the_components_before_any_cell(tmp_path, monkeypatch):
-    from harness.grid import plan_grid
+    from harness.grid.run import plan_grid
 
-    table = copy.deepcopy(harness.corrupt.ARCHITECTURES)
+    table = copy.deepcopy(harness.method.corrupt.ARCHITECTURES)
     table["distilbert"]["components"]["layernorm"] = ("sa_layer_norm",)
-    monkeypatch.setattr(harness.corrupt, "ARCHITECTURES", table)
-    monkeypatch.setattr("harness.grid.dataset_digests", lambda *a, **k: pytest.fail("the data was read first"))
+    monkeypatch.setattr(harness.method.corrupt, "ARCHITECTURES", table)
+    monkeypatch.setattr("harness.grid.run.dataset_digests", lambda *a, **k: pytest.fail("the data was read first"))
     cells = [CellConfig(model="tiny-distilbert", dataset="sst2", position="top", fraction=0.5, corruption="zero",
                         component="layernorm")]
     with pytest.raises(BadInput, match="model tiny-distilbert: parameter 'output_layer_norm.weight' .* no component"):

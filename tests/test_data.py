@@ -1,4 +1,4 @@
-"""harness.data and .prepare: Table-1 splits on the real data, tokenisation, the token cache, and bad input."""
+"""harness.method.data and .prepare: Table-1 splits on the real data, tokenisation, the token cache, and bad input."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 from transformers import AutoTokenizer
 
-from harness import BadInput
-from harness import data as hd
-from harness import prepare as hp
-from harness.data import DATASETS, dataset_spec, load_raw
-from harness.models import minilm_dir
-from harness.prepare import encode, make_splits, prepare
+from harness.errors import BadInput
+from harness.method import data as hd
+from harness.method import prepare as hp
+from harness.method.data import DATASETS, dataset_spec, load_raw
+from harness.method.models import minilm_dir
+from harness.method.prepare import encode, make_splits, prepare
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"  # ../shared beside the repo (CI has it too)
 SINGLE = [name for name, spec in DATASETS.items() if not spec.is_pair]

@@ -19,21 +19,22 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import executor_fakes as fakes
 import numpy as np
 import pytest
 import torch
 import yaml
 
-import executor_fakes as fakes
-from harness import BadInput
-from harness import cluster as cl
-from harness import executors as ex
 from harness.cli import main as cli_main
-from harness.config import cell_identity
-from harness.expand import describe, expand, tsne_cells
-from harness.grid import CellRunner, DoneCheck, _init_worker, dataset_digests, prepare_data, run_grid
-from harness.profiles import load_profile
-from harness.results import read_record
+from harness.errors import BadInput
+from harness.grid import cluster as cl
+from harness.grid import executors as ex
+from harness.grid import run as grid_run
+from harness.grid.expand import describe, expand, tsne_cells
+from harness.grid.profiles import load_profile
+from harness.grid.run import CellRunner, DoneCheck, _init_worker, dataset_digests, prepare_data, run_grid
+from harness.method.config import cell_identity
+from harness.method.record import read_record
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "params.yaml"
@@ -141,12 +142,12 @@ def test_changing_how_the_grid_runs_recomputes_nothing(tmp_path):
     out = tmp_path / "cells"
     work = ex.Work(todo=cells, run=fakes.FakeCell(), is_done=fakes.RecordExists(str(out)), out_dir=out,
                    init_worker=fakes.no_setup)
-    ex.execute(work, ex.RunSettings())
+    grid_run.execute(work, ex.RunSettings())
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     for settings in (ex.RunSettings(executor="ray", ray=ex.RaySettings(address="nowhere:1")),
                      ex.RunSettings(executor="slurm"), ex.RunSettings(workers=8)):
         todo = tuple(c for c in cells if not work.is_done(c))
-        ex.execute(ex.Work(todo=todo, run=work.run, is_done=work.is_done, out_dir=out, init_worker=fakes.no_setup),
+        grid_run.execute(ex.Work(todo=todo, run=work.run, is_done=work.is_done, out_dir=out, init_worker=fakes.no_setup),
                    settings)  # nothing to do: no cluster is contacted, no job submitted
         assert todo == ()
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
@@ -158,7 +159,7 @@ def bad_input_names_the_cell(settings: ex.RunSettings, tmp_path: Path) -> None:
                    out_dir=tmp_path, init_worker=fakes.no_setup, describe=describe)
     with pytest.raises(BadInput, match=f"cell {cells[1].hash} \\(tiny-bert sst2 clean cls full lr=5e-05 seed=1\\): "
                                        "dataset folder data/sst2 not found"):
-        ex.execute(work, settings)
+        grid_run.execute(work, settings)
 
 
 def test_bad_input_stops_the_local_pool_naming_the_cell(tmp_path):
@@ -176,7 +177,7 @@ def test_bad_input_stops_a_slurm_array_naming_the_cell(tmp_path):
 
 
 def test_wall_time_on_n_gpus_and_what_packing_buys():
-    from harness.cost import SMALL_CELL_GPU_SHARE, gpu_wall_hours, timeout_min
+    from harness.grid.cost import SMALL_CELL_GPU_SHARE, gpu_wall_hours, timeout_min
 
     hours = [2.0] * 8 + [1.0] * 8  # eight big cells, eight small ones
     small = [False] * 8 + [True] * 8
@@ -226,7 +227,7 @@ def test_local_pins_each_worker_to_its_own_gpu(tmp_path, monkeypatch, gpus, per_
     meet = fakes.ProcessesStarted(gpus * per_gpu)
     work = ex.Work(todo=cells, run=fakes.FakeCell(journal=str(tmp_path / "journal"), meet=meet),
                    is_done=fakes.RecordExists(str(tmp_path)), out_dir=tmp_path, init_worker=fakes.no_setup)
-    ex.execute(work, ex.RunSettings(workers=1, cells_per_gpu=per_gpu),
+    grid_run.execute(work, ex.RunSettings(workers=1, cells_per_gpu=per_gpu),
                lambda config, record: records.update({config.hash: record}))
     assert sorted(records) == sorted(c.hash for c in cells)
     device_of = {}
@@ -243,7 +244,7 @@ def test_local_without_gpus_is_the_process_pool(tmp_path, monkeypatch):
     run = fakes.FakeCell(journal=str(tmp_path / "journal"), meet=fakes.ProcessesStarted(2))  # both workers run cells
     work = ex.Work(todo=fakes.fake_cells(6), run=run, is_done=fakes.RecordExists(str(tmp_path)), out_dir=tmp_path,
                    init_worker=fakes.no_setup)
-    ex.execute(work, ex.RunSettings(workers=2), lambda config, record: records.append(record))
+    grid_run.execute(work, ex.RunSettings(workers=2), lambda config, record: records.append(record))
     assert len(records) == 6 and len({r["pid"] for r in records}) == 2 and os.getpid() not in {r["pid"] for r in records}
 
 
@@ -300,7 +301,7 @@ class TestRay:
         run = fakes.FakeCell(journal=str(tmp_path / "journal"), meet=fakes.two_cells_on_one_gpu)
         work = ex.Work(todo=fakes.fake_cells(6), run=run, is_done=fakes.RecordExists(str(tmp_path)), out_dir=tmp_path,
                        init_worker=fakes.no_setup)
-        ex.execute(work, ray_settings(cluster, num_cpus=0.5, num_gpus=1, gpus_by_model=(("tiny-bert", 0.5),)),
+        grid_run.execute(work, ray_settings(cluster, num_cpus=0.5, num_gpus=1, gpus_by_model=(("tiny-bert", 0.5),)),
                    lambda config, record: records.append(record))
         assert len(records) == 6 and all(len(r["gpu_ids"]) == 1 for r in records)
         shared = [(a, b) for i, a in enumerate(records) for b in records[i + 1:]

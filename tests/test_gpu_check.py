@@ -1,4 +1,4 @@
-"""harness/gpu_check.py: the CPU side of the GPU check (peaks, FLOP/s, determinism, completeness, the table),
+"""harness/perf/gpu_check.py: the CPU side of the GPU check (peaks, FLOP/s, determinism, completeness, the table),
 and the check itself where CUDA is present."""
 
 from __future__ import annotations
@@ -10,9 +10,21 @@ import pytest
 import torch
 
 from harness.cli import main
-from harness.config import CellConfig
-from harness.gpu_check import (CHECK_CELLS, RUNS, Measured, achieved_tflops, compare_runs, fake_record, format_table,
-                               gpu_check, measure, missing_fields, peak_tflops, run_records)
+from harness.method.config import CellConfig
+from harness.perf.gpu_check import (
+    CHECK_CELLS,
+    RUNS,
+    Measured,
+    achieved_tflops,
+    compare_runs,
+    fake_record,
+    format_table,
+    gpu_check,
+    measure,
+    missing_fields,
+    peak_tflops,
+    run_records,
+)
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 CONFIG = CHECK_CELLS[0][1].with_(precision="fp32")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
-import types
 from collections import Counter
 from fractions import Fraction
 from pathlib import Path
@@ -12,13 +10,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import BadInput
-from harness.config import METHOD_VERSION, CellConfig, cell_identity
-from harness.corrupt import layers_to_corrupt
-from harness.expand import describe, expand, tsne_cells
-from harness.grid import dataset_digests, is_done, run_grid
-from harness.profiles import load_profile
-from harness.results import RECORD_SCORES, RecordWarning, features_path, record_path, write_json_atomic
+from harness.errors import BadInput
+from harness.files import write_json_atomic
+from harness.grid.expand import describe, expand, tsne_cells
+from harness.grid.profiles import load_profile
+from harness.grid.run import dataset_digests, is_done, run_grid
+from harness.method.config import METHOD_VERSION, CellConfig, cell_identity
+from harness.method.corrupt import layers_to_corrupt
+from harness.method.record import RECORD_SCORES, RecordWarning, features_path, record_path
 
 PARAMS = Path(__file__).resolve().parent.parent / "params.yaml"
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -159,7 +158,7 @@ def test_fractions_are_exact(tmp_path):
 
 
 class FakeCells:
-    """Stands in for ``harness.cell``: records each call and writes a record as run_cell does."""
+    """Stands in for ``harness.method.cell``: records each call and writes a record as run_cell does."""
 
     def __init__(self, fail_on: str | None = None):
         self.calls: list[tuple[str, bool]] = []
@@ -186,9 +185,7 @@ def fake_record(config: CellConfig, data_digest: str) -> dict:
 @pytest.fixture
 def fake_cells(monkeypatch):
     fake = FakeCells()
-    module = types.ModuleType("harness.cell")
-    module.run_cell = fake.run_cell
-    monkeypatch.setitem(sys.modules, "harness.cell", module)
+    monkeypatch.setattr("harness.grid.run.run_cell", fake.run_cell)
     return fake
 
 
@@ -244,9 +241,7 @@ def test_feature_cells_save_features_and_count_as_done_only_with_them(tmp_path, 
 def test_bad_input_stops_the_grid_naming_the_cell(tmp_path, monkeypatch):
     cells = expand(load_profile("t", write_params(tmp_path)))
     fake = FakeCells(fail_on=cells[2].hash)
-    module = types.ModuleType("harness.cell")
-    module.run_cell = fake.run_cell
-    monkeypatch.setitem(sys.modules, "harness.cell", module)
+    monkeypatch.setattr("harness.grid.run.run_cell", fake.run_cell)
     with pytest.raises(BadInput, match=f"cell {cells[2].hash} \\({describe(cells[2])}\\): dataset folder"):
         run_grid(cells, **grid_dirs(tmp_path))
     assert len(fake.calls) == 3  # the cells after the bad one never started
@@ -265,7 +260,7 @@ def test_list_cli_lists_every_cell_once(tmp_path, capsys):
 def test_code_revision_marks_code_changes_but_not_pipeline_outputs(tmp_path):
     import subprocess
 
-    from harness.results import code_revision
+    from harness.method.record import code_revision
 
     git = lambda *args: subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],  # noqa: E731
                                        cwd=tmp_path, check=True, capture_output=True)

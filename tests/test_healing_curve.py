@@ -1,12 +1,12 @@
-"""harness/healing_curve.py: the recovery gap against the budget, on grids whose truth is built."""
+"""harness/beyond/healing_curve.py: the recovery gap against the budget, on grids whose truth is built."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from harness.decision import Verdict
-from harness.healing_curve import gap_table, gaps, shrink_findings
+from harness.beyond.healing_curve import gap_table, gaps, shrink_findings
+from harness.verdict.decision import Verdict
 
 S, C, I = Verdict.SUPPORTED, Verdict.CONTRADICTED, Verdict.INCONCLUSIVE
 BUDGETS = (125, 500, 1500, 2000)

@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 import yaml
 
-import harness.config
-from harness import BadInput, Unwritable
+import harness.method.config
 from harness.cli import main
-from harness.config import INT_FIELDS, CellConfig, cell_identity
-from harness.data import dataset_digest
-from harness.expand import expand
-from harness.grid import is_done
-from harness.profiles import load_profile
-from harness.results import (RECORD_SCORES, RecordWarning, cell_record, read_record, record_path, write_atomic,
-                             write_json_atomic, write_text_atomic)
+from harness.errors import BadInput, Unwritable
+from harness.files import write_atomic, write_json_atomic, write_text_atomic
+from harness.grid.expand import expand
+from harness.grid.profiles import load_profile
+from harness.grid.run import is_done
+from harness.method.config import INT_FIELDS, CellConfig, cell_identity
+from harness.method.data import dataset_digest
+from harness.method.record import RECORD_SCORES, RecordWarning, cell_record, read_record, record_path
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 BASE = CellConfig(model="tiny-bert", dataset="sst2")
@@ -46,7 +46,7 @@ def test_zero_fraction_is_one_cell_whatever_its_spelling():
 @pytest.mark.parametrize("name", INT_FIELDS)
 @pytest.mark.parametrize("value", [3.0, "3", True, None, 2.5])
 def test_integer_fields_must_be_integers(name, value):
-    if value is None and name in harness.config.OPTIONAL_INT_FIELDS:
+    if value is None and name in harness.method.config.OPTIONAL_INT_FIELDS:
         return  # None means "the default size"
     with pytest.raises(BadInput, match=rf"^{name} must be a whole number \(an integer such as 3\), got {value!r}$"):
         BASE.with_(**{name: value})
@@ -89,13 +89,13 @@ def test_identity_covers_config_method_version_and_data(monkeypatch):
     assert cell_identity(BASE.with_(seed=1), "data-a") != identity
     assert cell_identity(BASE.with_(precision="bf16"), "data-a") != identity
     assert cell_identity(BASE, "data-b") != identity
-    monkeypatch.setattr(harness.config, "METHOD_VERSION", "999")
+    monkeypatch.setattr(harness.method.config, "METHOD_VERSION", "999")
     assert cell_identity(BASE, "data-a") != identity
 
 
 def record(config: CellConfig, digest: str) -> dict:
     return {"config": config.to_dict(), "config_hash": config.hash, "identity": cell_identity(config, digest),
-            "method_version": harness.config.METHOD_VERSION, "data_digest": digest, "status": "ok", "data": {},
+            "method_version": harness.method.config.METHOD_VERSION, "data_digest": digest, "status": "ok", "data": {},
             **dict.fromkeys(RECORD_SCORES, 1.0)}
 
 
@@ -167,13 +167,13 @@ def test_an_unwritable_target_is_one_unwritable_error(tmp_path):
 
 
 def test_no_module_writes_files_but_through_the_atomic_writer():
-    """Every file the project writes goes through harness.results.write_atomic (one rule, one place)."""
+    """Every file the project writes goes through harness.files.write_atomic (one rule, one place)."""
     root = Path(__file__).resolve().parents[1]
     writers = (".write_text(", ".write_bytes(", "savefig(", ".to_csv(", ".to_parquet(", "np.savez(", "json.dump(",
                "open(\"w", "open('w", "NamedTemporaryFile(\"w", "os.replace(")
-    allowed = {("harness/results.py", "os.replace("), ("harness/memory.py", ".write_text(")}  # memory: /proc's clear_refs
+    allowed = {("harness/files.py", "os.replace("), ("harness/method/memory.py", ".write_text(")}  # memory: /proc's clear_refs
     found = []
-    for path in [*root.glob("harness/*.py"), *root.glob("claims/*.py")]:
+    for path in [*root.glob("harness/**/*.py"), *root.glob("claims/*.py")]:
         text = path.read_text()
         for writer in writers:
             if writer in text and (str(path.relative_to(root)), writer) not in allowed:

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.cell import run_cell
-from harness.config import METHOD_VERSION, CellConfig, cell_identity
-from harness.data import dataset_digest
-from harness.results import RECORD_SCORES, lock_path, read_record, record_path, write_json_atomic
+from harness.files import write_json_atomic
+from harness.method.cell import run_cell
+from harness.method.config import METHOD_VERSION, CellConfig, cell_identity
+from harness.method.data import dataset_digest
+from harness.method.record import RECORD_SCORES, lock_path, read_record, record_path
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "datasets"
@@ -54,7 +55,7 @@ def computed(monkeypatch) -> list[CellConfig]:
         calls.append(config)
         return {"computed_by": "this test"}
 
-    monkeypatch.setattr("harness.cell._compute", compute)
+    monkeypatch.setattr("harness.method.cell._compute", compute)
     return calls
 
 
@@ -95,8 +96,8 @@ def test_a_waiting_run_returns_the_record_its_holder_wrote(tmp_path, computed, c
 COUNTED = """
 import os, sys, time
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-import harness.cell
-train = harness.cell.train_and_evaluate
+import harness.method.cell
+train = harness.method.cell.train_and_evaluate
 
 def grids_training():
     with open(os.environ["RUNS_LOG"]) as log:
@@ -110,7 +111,7 @@ def counted(*args, **kwargs):
         time.sleep(0.02)
     return train(*args, **kwargs)
 
-harness.cell.train_and_evaluate = counted
+harness.method.cell.train_and_evaluate = counted
 from harness.cli import main
 sys.exit(main(sys.argv[1:]))
 """

@@ -1,10 +1,10 @@
 """METHOD_VERSION must move when the method's code does: a record is never reused across methods.
 
-The method modules' code (harness/corrupt.py, models.py, train.py, optim.py, data.py, prepare.py,
+The method modules' code (harness/method/corrupt.py, models.py, train.py, optim.py, data.py, prepare.py,
 cell.py, config.py; comments, docstrings and layout excluded) has a digest recorded per
-METHOD_VERSION in harness/method_digests.json. When the code changes, this test fails until a
+METHOD_VERSION in harness/method/method_digests.json. When the code changes, this test fails until a
 developer decides:
-  * the change can alter a cell's numbers: bump METHOD_VERSION in harness/config.py (every cell
+  * the change can alter a cell's numbers: bump METHOD_VERSION in harness/method/config.py (every cell
     then gets a new identity and is recomputed), then `python -m harness method-digest --write`;
   * it cannot (a refactor): just `python -m harness method-digest --write`.
 A researcher who changes the method and runs the pipeline is told as well: `grid` (the pipeline's
@@ -21,21 +21,29 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-import harness
-import harness.method_version
-from harness import MethodChanged
-from harness.cli import main
-from harness.config import (METHOD_DIGESTS, METHOD_MODULES, METHOD_VERSION, CellConfig, method_digest,
-                            stored_method_digests)
-from harness.data import dataset_digest
-from harness.expand import expand
-from harness.method_version import check_method_digest, refusal
-from harness.profiles import load_profile
-from harness.results import record_path, write_json_atomic
 from test_bad_inputs import good_record
 
+import harness
+import harness.method.digest
+from harness.cli import main
+from harness.errors import MethodChanged
+from harness.files import write_json_atomic
+from harness.grid.expand import expand
+from harness.grid.profiles import load_profile
+from harness.method.config import METHOD_VERSION
+from harness.method.data import dataset_digest
+from harness.method.digest import (
+    METHOD_DIGESTS,
+    METHOD_MODULES,
+    check_method_digest,
+    method_digest,
+    refusal,
+    stored_method_digests,
+)
+from harness.method.record import record_path
+
 PACKAGE = Path(harness.__file__).parent
+METHOD = PACKAGE / "method"  # where the method modules are
 DATA = PACKAGE.parents[1] / "shared" / "datasets"
 # The issue's mutation: LayerNorm weights reset to 0.5 instead of 1, committed, then `dvc repro`.
 LAYERNORM_RESET = 'param.fill_(1.0 if param_name == "weight" else 0.0)'
@@ -44,16 +52,16 @@ LAYERNORM_RESET = 'param.fill_(1.0 if param_name == "weight" else 0.0)'
 def test_method_version_is_bumped_when_the_method_changes():
     stored, current = stored_method_digests().get(METHOD_VERSION), method_digest()
     assert stored == current, (
-        f"the method's code (harness/{', '.join(METHOD_MODULES)}) changed since METHOD_VERSION "
+        f"the method's code (harness/method/{', '.join(METHOD_MODULES)}) changed since METHOD_VERSION "
         f"{METHOD_VERSION!r} was recorded (digest {stored} -> {current}). If the change can alter any cell's "
-        "numbers, bump METHOD_VERSION in harness/config.py; either way then run "
+        "numbers, bump METHOD_VERSION in harness/method/config.py; either way then run "
         "`python -m harness method-digest --write` to record the new digest.")
 
 
 def copy_of_the_method(to: Path) -> Path:
     to.mkdir()
     for name in METHOD_MODULES:
-        shutil.copy(PACKAGE / name, to / name)
+        shutil.copy(METHOD / name, to / name)
     return to
 
 
@@ -107,7 +115,7 @@ def test_the_refusal_says_what_happened_and_what_to_do():
     assert refusal("abc", "abc") is None
     changed = refusal("abc", "def", "2")
     assert "changed since METHOD_VERSION 2 was recorded" in changed and "(digest abc -> def)" in changed
-    assert "no cell was run" in changed and "bump METHOD_VERSION in harness/config.py" in changed
+    assert "no cell was run" in changed and "bump METHOD_VERSION in harness/method/config.py" in changed
     assert "if not (a refactor), just run `python -m harness method-digest --write`" in changed
     unrecorded = refusal(None, "def", "3")
     assert "no digest recorded for METHOD_VERSION 3" in unrecorded and "method-digest --write" in unrecorded
@@ -116,8 +124,8 @@ def test_the_refusal_says_what_happened_and_what_to_do():
 @pytest.fixture
 def changed_method(tmp_path, monkeypatch) -> Path:
     """This package's method modules, as far as the check can tell, carry the issue's mutation; no cell may start."""
-    monkeypatch.setattr(harness.method_version, "PACKAGE", mutated_method(tmp_path / "method"))
-    for stage in ("harness.cell.run_cell", "harness.grid.run_grid"):
+    monkeypatch.setattr(harness.method.digest, "PACKAGE", mutated_method(tmp_path / "method"))
+    for stage in ("harness.method.cell.run_cell", "harness.cli.method.run_cell", "harness.grid.run.run_grid"):
         monkeypatch.setattr(stage, lambda *a, **k: pytest.fail("a cell started"))
     return tmp_path
 
@@ -134,7 +142,7 @@ def test_a_changed_method_runs_no_cell_and_says_so_in_one_line(verb, changed_met
     assert main(argv) == MethodChanged.exit_code
     captured = capsys.readouterr()
     lines = captured.err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: the method's code (harness/corrupt.py, "), captured.err
+    assert len(lines) == 1 and lines[0].startswith("error: the method's code (harness/method/corrupt.py, "), captured.err
     assert f"changed since METHOD_VERSION {METHOD_VERSION} was recorded" in lines[0]
     assert "method-digest --write" in lines[0] and captured.out == ""
     assert not out.exists()  # no record, no lock, nothing
@@ -158,7 +166,7 @@ def test_the_pipelines_grid_command_refuses_a_committed_change_of_the_corruption
     source = tmp_path / "src"
     shutil.copytree(PACKAGE, source / "harness", ignore=shutil.ignore_patterns("__pycache__"))
     mutated_method(tmp_path / "method")  # the same edit, checked to apply once
-    corrupt = source / "harness" / "corrupt.py"
+    corrupt = source / "harness" / "method" / "corrupt.py"
     corrupt.write_text(corrupt.read_text().replace(LAYERNORM_RESET, LAYERNORM_RESET.replace("1.0", "0.5")))
     env = {**os.environ, "PYTHONPATH": str(source), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     done = subprocess.run([sys.executable, "-m", "harness", "grid", "--params", str(write_params(tmp_path)),

@@ -1,4 +1,4 @@
-"""harness.models: offline loading, seeded heads, the shared classification head, and bad names."""
+"""harness.method.models: offline loading, seeded heads, the shared classification head, and bad names."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import copy
 import pytest
 import torch
 
-from harness import BadInput
-from harness.corrupt import corrupt
-from harness.models import OFFLINE_MODELS, head_logits, head_parameters, load_classifier, sentence_vector
+from harness.errors import BadInput
+from harness.method.corrupt import corrupt
+from harness.method.models import OFFLINE_MODELS, head_logits, head_parameters, load_classifier, sentence_vector
 
 TINY = ("tiny-bert", "tiny-distilbert")
 
@@ -149,7 +149,7 @@ def test_head_parameters_are_exactly_the_parameters_outside_the_base_model(name,
 
 @pytest.mark.parametrize("name", ["minilm-l6", *TINY])
 def test_the_registry_holds_the_shape_the_model_loads_with(name):
-    from harness.models import MODELS
+    from harness.method.models import MODELS
 
     known, config = MODELS[name], load_classifier(name, 2)[0].config
     assert config.model_type == known.architecture

@@ -1,4 +1,4 @@
-"""harness.optim: the touched-rows Adam is dense Adam (Trainer's optimiser), computed on fewer rows."""
+"""harness.method.optim: the touched-rows Adam is dense Adam (Trainer's optimiser), computed on fewer rows."""
 
 import copy
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from harness.models import head_logits, head_parameters, load_classifier, sentence_vector
-from harness.optim import Optimiser, touched_rows_adam_
+from harness.method.models import head_logits, head_parameters, load_classifier, sentence_vector
+from harness.method.optim import Optimiser, touched_rows_adam_
 
 STEPS, LR = 12, 1e-2
 

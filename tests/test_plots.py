@@ -8,10 +8,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import BadInput
-from harness.config import CellConfig
-from harness.plots import (choose_tsne_cells, embed, f1_vs_level_figure, features_file, plot_f1_vs_level,
-                           texts_outside, tsne_figure)
+from harness.errors import BadInput
+from harness.figures import (
+    choose_tsne_cells,
+    embed,
+    f1_vs_level_figure,
+    features_file,
+    plot_f1_vs_level,
+    texts_outside,
+    tsne_figure,
+)
+from harness.method.config import CellConfig
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

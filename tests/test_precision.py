@@ -1,4 +1,4 @@
-"""harness/precision.py: ``auto`` is bf16 exactly where the hardware computes bf16 natively.
+"""harness/method/precision.py: ``auto`` is bf16 exactly where the hardware computes bf16 natively.
 
 The tests that take ``machine`` (tests/conftest.py) run twice, as an AVX2-only CPU and as a
 bf16-native one, whatever CPU runs them. The real detection is tested with torch's capability
@@ -11,15 +11,15 @@ import pytest
 import torch
 import yaml
 
-import harness.precision
-from harness import BadInput
+import harness.method.precision
 from harness.cli import main
-from harness.expand import expand
-from harness.precision import Hardware, resolve_precision
-from harness.profiles import load_profile
+from harness.errors import BadInput
+from harness.grid.expand import expand
+from harness.grid.profiles import load_profile
+from harness.method.precision import Hardware, resolve_precision
 
-# The real detection, kept before conftest's fake replaces harness.precision.detect_hardware for the session.
-detect_hardware = harness.precision.detect_hardware
+# The real detection, kept before conftest's fake replaces harness.method.precision.detect_hardware for the session.
+detect_hardware = harness.method.precision.detect_hardware
 
 AVX2 = Hardware("cpu", "AMD EPYC", "AVX2", native_bf16=False)
 SAPPHIRE_RAPIDS = Hardware("cpu", "Intel Xeon", "AVX512", native_bf16=True)
@@ -77,7 +77,7 @@ def test_capping_onednn_alone_turns_native_bf16_off(monkeypatch):
 
 
 def test_the_fake_machine_is_what_auto_resolves_on(machine):
-    assert harness.precision.detect_hardware() == machine.hardware
+    assert harness.method.precision.detect_hardware() == machine.hardware
     assert resolve_precision("auto") == machine.precision
 
 
@@ -101,7 +101,7 @@ def test_the_cell_verb_resolves_auto_on_the_machine(machine, asked, monkeypatch,
         return {"identity": "i", "config_hash": config.hash, "status": "ok", "best_test_f1": 1.0,
                 "selected_test_f1": 1.0, "majority_f1": 1.0, "level": 0.0, "tokens_per_s": 1.0, "wall_s": 1.0}
 
-    monkeypatch.setattr("harness.cell.run_cell", run_cell)
+    monkeypatch.setattr("harness.cli.method.run_cell", run_cell)
     argv = ["cell", "--model", "tiny-bert", "--no-progress"] + (["--precision", asked] if asked else [])
     assert main(argv) == 0, capsys.readouterr().err
     assert [c.precision for c in ran] == [machine.precision if asked in (None, "auto") else asked]
@@ -109,6 +109,6 @@ def test_the_cell_verb_resolves_auto_on_the_machine(machine, asked, monkeypatch,
 
 def test_the_bench_verb_resolves_auto_on_the_machine(machine, monkeypatch):
     benched = []
-    monkeypatch.setattr("harness.bench.bench", lambda settings, **options: benched.append(settings))
+    monkeypatch.setattr("harness.cli.perf.bench", lambda settings, **options: benched.append(settings))
     assert main(["bench", "--model", "tiny-bert", "--out", "unused.json"]) == 0
     assert [(s.precision, s.trainer_precision_used) for s in benched] == [(machine.precision, machine.precision)]

@@ -1,4 +1,4 @@
-"""harness/predictions.py: the per-example predictions of a record, one character an example."""
+"""harness/method/predictions.py: the per-example predictions of a record, one character an example."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness import BadResults
-from harness.predictions import ALPHABET, decode_labels, encode_labels
+from harness.errors import BadResults
+from harness.method.predictions import ALPHABET, decode_labels, encode_labels
 
 
 @given(st.lists(st.integers(min_value=0, max_value=len(ALPHABET) - 1), max_size=3000))

@@ -12,18 +12,35 @@ import pytest
 from scipy import stats
 from statsmodels.stats.meta_analysis import combine_effects
 
-import harness.replication as replication
-from harness import BadInput
-from harness.config import METHOD_VERSION
-from harness.token_lengths import mean_kept, summarise
-from harness.calibration import REGIMES, SCENARIOS, Size, simulate_grid
-from harness.claims import CLAIMS
-from harness.decision import Verdict
-from harness.plots import forest_figure, texts_outside
-from harness.replication import (DATASET_NAMES, FOREST_CLAIMS, GAP_LABELS, Gap, PoolingRule, agreement,
-                                 agreement_sentences, dataset_table, forest_rows, gap_table, paper_rows, pool,
-                                 pool_gaps, pooled_table, replicate, replication_section)
-from harness.sources import load_source
+import harness.verdict.replication as replication
+from harness.errors import BadInput
+from harness.figures import forest_figure, texts_outside
+from harness.method.config import METHOD_VERSION
+from harness.method.token_lengths import mean_kept, summarise
+from harness.report.replication import (
+    GAP_LABELS,
+    agreement_sentences,
+    dataset_table,
+    forest_rows,
+    gap_table,
+    pooled_table,
+    replication_section,
+)
+from harness.verdict.calibration import REGIMES, SCENARIOS, Size, simulate_grid
+from harness.verdict.claims import CLAIMS
+from harness.verdict.decision import Verdict
+from harness.verdict.replication import (
+    DATASET_NAMES,
+    FOREST_CLAIMS,
+    Gap,
+    PoolingRule,
+    agreement,
+    paper_rows,
+    pool,
+    pool_gaps,
+    replicate,
+)
+from harness.verdict.sources import load_source
 
 STORY = SCENARIOS[0]  # population accuracy: clean 86, bottom 50% 80, top 50% 83, 100% 74
 TRUE_GAPS = {(CLAIMS[0], "bottom 50%"): 6.0, (CLAIMS[0], "top 50%"): 3.0, (CLAIMS[0], "100%"): 12.0,
@@ -222,7 +239,7 @@ def test_section_from_records_has_tables_words_and_figures(tmp_path, monkeypatch
     cells = frame.assign(lr=1e-4, selected_val_f1=frame["f1"], selected_test_f1=frame["f1"], status="ok",
                          revision="abc")
     kept = replication.KeptReplication(story, cells, pd.DataFrame(), 0)
-    monkeypatch.setattr(replication, "replication_of", lambda *args, **kwargs: kept)
+    monkeypatch.setattr("harness.report.replication.replication_of", lambda *args, **kwargs: kept)
     (tmp_path / "records" / "replication").mkdir(parents=True)
     text = replication_section(tmp_path / "records", tmp_path / "plots", params=None)
     assert "Not yet run" not in text and "Across datasets" in text

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from harness.prepare import validation_note
-from harness.report import data_table, validation_source
+from harness.method.prepare import validation_note
+from harness.report.document import data_table, validation_source
 
 
 def record(dataset: str, n_train: int, n_val: int, n_test: int, notes: list[str]) -> dict:

@@ -1,4 +1,4 @@
-"""harness/representations.py and harness/analysis.py: the measures on known answers, the capture on a
+"""harness/method/representations.py and harness/beyond/analysis.py: the measures on known answers, the capture on a
 tiny BERT, and claim 5 (label separation orders clean >= top > bottom >= 100%) on data whose truth is built."""
 
 from __future__ import annotations
@@ -13,12 +13,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import special_ortho_group
 
-from harness import BadInput
-from harness.analysis import CellVectors, by_layer, measure
-from harness.claims import CLAIMS, separation_order
-from harness.decision import Verdict
-from harness.representations import (centroid_movement, first_examples, layer_vectors, linear_cka, margin_width,
-                                     min_distances, pair_distances, probe_accuracy, spatial_similarity)
+from harness.beyond.analysis import CellVectors, by_layer, measure
+from harness.errors import BadInput
+from harness.method.representations import (
+    centroid_movement,
+    first_examples,
+    layer_vectors,
+    linear_cka,
+    margin_width,
+    min_distances,
+    pair_distances,
+    probe_accuracy,
+    spatial_similarity,
+)
+from harness.verdict.claims import CLAIMS, separation_order
+from harness.verdict.decision import Verdict
 
 S, C, I = Verdict.SUPPORTED, Verdict.CONTRADICTED, Verdict.INCONCLUSIVE
 
@@ -156,9 +165,9 @@ def test_probe_accuracy_reads_separable_labels_and_not_random_ones():
 
 @pytest.fixture(scope="module")
 def tiny_encoded():
-    """Twelve tokenised sentences of different lengths, as ``harness.prepare.Encoded``."""
-    from harness.prepare import Encoded
-    from harness.models import load_classifier
+    """Twelve tokenised sentences of different lengths, as ``harness.method.prepare.Encoded``."""
+    from harness.method.models import load_classifier
+    from harness.method.prepare import Encoded
 
     tokenizer = load_classifier("tiny-bert", 2)[1]
     texts = [" ".join(["word"] * (i + 1)) + " end" for i in range(12)]
@@ -169,8 +178,8 @@ def tiny_encoded():
 
 
 def test_layer_vectors_pool_every_hidden_state_as_the_head_does(tiny_encoded):
-    from harness.models import load_classifier, sentence_vector
-    from harness.train import collate
+    from harness.method.models import load_classifier, sentence_vector
+    from harness.method.train import collate
 
     model, tokenizer = load_classifier("tiny-bert", 4, seed=0)
     data = first_examples(tiny_encoded, 10)

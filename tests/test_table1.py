@@ -1,4 +1,4 @@
-"""harness.table1: a profile that asks for Table 1 on data that cannot give it is refused before any cell or model."""
+"""harness.method.table1: a profile that asks for Table 1 on data that cannot give it is refused before any cell or model."""
 
 from __future__ import annotations
 
@@ -9,12 +9,20 @@ import pandas as pd
 import pytest
 import yaml
 
-from harness import BadData, BadInput
 from harness.cli import main
-from harness.config import CellConfig
-from harness.data import dataset_spec, load_raw
-from harness.table1 import (OVERRIDE_KEY, TABLE1_ROUNDING, BelowTable1, Table1Gap, ag_news_text, check_table1,
-                            dataset_gap, table1_datasets)
+from harness.errors import BadData, BadInput
+from harness.grid.run import check_table1
+from harness.method.config import CellConfig
+from harness.method.data import dataset_spec, load_raw
+from harness.method.table1 import (
+    OVERRIDE_KEY,
+    TABLE1_ROUNDING,
+    BelowTable1,
+    Table1Gap,
+    ag_news_text,
+    dataset_gap,
+    table1_datasets,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "datasets"  # the project's copy: AG News and DBpedia are subsets
@@ -66,7 +74,7 @@ def test_paper_profile_refused_before_any_model_with_one_error_line(tmp_path, mo
     def no_model(*args, **kwargs):
         raise AssertionError("a model was loaded before the refusal")
 
-    monkeypatch.setattr("harness.models.load_classifier", no_model)
+    monkeypatch.setattr("harness.method.models.load_classifier", no_model)
     params = paper_params(tmp_path)
     for verb in (["--prepare"], []):
         code = main(["grid", "--profile", "paper", "--params", str(params), "--data-dir", str(DATA),

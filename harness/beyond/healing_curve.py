@@ -1,0 +1,83 @@
+"""The healing curve: is "no complete recovery" a property of the model, or of the fine-tuning budget?
+
+The recovery gap of a corrupted setting is clean F1 minus its F1, paired by seed and budget (same data,
+same seed: the same examples in the same order). The budget is training examples x epochs. The finding
+"the gap shrinks as the budget grows" is tested per corrupted setting the claims' way
+(``harness.verdict.decision``): each seed's least-squares slope of the gap against log2(budget) (gap points per
+doubling), paired over seeds: SUPPORTED if the slope is significantly below 0, CONTRADICTED if
+significantly above, INCONCLUSIVE otherwise. A curve need not be monotone (at a tiny budget the clean
+model itself has barely learned), so every step between consecutive budgets is also tested, as claim 2
+tests its steps. Beside them, claim 1's test at the largest budget: does the gap close there
+(equivalent within the margin), stay open, or is it undecided?
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from harness.verdict.claims import Comparison, stratum_label
+from harness.verdict.decision import DEFAULT_RULE, DecisionRule, Verdict, decide
+
+FINDING = "gap-shrinks-with-budget"
+SCORE = "best_test_f1"  # the paper's protocol, as the claims use
+
+
+def gaps(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per corrupted setting, budget and seed: ``budget, position, level, seed, n_test, f1, clean_f1, gap``."""
+    usable = frame[frame[SCORE].notna()].assign(budget=frame["n_train"] * frame["epochs"])
+    clean = usable[usable["position"] == "none"].set_index(["budget", "seed"])[SCORE].rename("clean_f1")
+    corrupted = usable[usable["position"] != "none"][["budget", "position", "level", "seed", "n_test", SCORE]]
+    joined = corrupted.join(clean, on=["budget", "seed"], how="inner").rename(columns={SCORE: "f1"})
+    return joined.assign(gap=joined["clean_f1"] - joined["f1"]).sort_values(["level", "position", "budget", "seed"],
+                                                                            kind="stable").reset_index(drop=True)
+
+
+def gap_table(gap_rows: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over seeds of the gap, per setting and budget."""
+    return (gap_rows.groupby(["position", "level", "budget"], sort=False)["gap"]
+            .agg(mean="mean", std="std", seeds="count").reset_index())
+
+
+def _slope(piece: pd.DataFrame) -> float:
+    return float(np.polyfit(np.log2(piece["budget"].to_numpy(float)), piece["gap"].to_numpy(float), 1)[0])
+
+
+def shrink_findings(gap_rows: pd.DataFrame, rule: DecisionRule = DEFAULT_RULE) -> list[Comparison]:
+    """Per corrupted setting: does the gap shrink with the budget, and does it close at the largest one?"""
+    found = []
+    for (position, level), piece in gap_rows.groupby(["position", "level"], sort=False):
+        label = stratum_label((position, float(level)))
+        ids = {"table": "healing-curve", "model": "-", "dataset": "-"}
+        budgets = sorted(piece["budget"].unique())
+        slopes = {int(seed): _slope(part) for seed, part in piece.groupby("seed") if part["budget"].nunique() >= 3}
+        if len(slopes) < 2:
+            found.append(Comparison(FINDING, {**ids, "comparison": f"{label} slope"}, {}, Verdict.INCONCLUSIVE,
+                                    "needs >= 2 seeds with >= 3 budgets each", "results", label))
+        else:
+            decision = decide(slopes, dict.fromkeys(slopes, 0.0), math.inf, rule, run_sd=None)  # predicts slope < 0
+            found.append(Comparison(FINDING, {**ids, "comparison": f"{label} slope"},
+                                    {"slope": decision.values["low"], **decision.values}, decision.verdict,
+                                    f"gap slope {decision.values['low']:+.2f} F1 per doubling of the budget "
+                                    f"({budgets[0]:g} to {budgets[-1]:g} example-passes): {decision.detail}",
+                                    "results", label, mdd=decision.mdd))
+        for smaller, larger in zip(budgets, budgets[1:]):  # each step along the curve, as claim 2 tests its steps
+            before = piece[piece["budget"] == smaller]
+            after = piece[piece["budget"] == larger]
+            step = decide(dict(zip(after["seed"], after["gap"])), dict(zip(before["seed"], before["gap"])), math.inf,
+                          rule, run_sd=None)  # predicts gap(larger) < gap(smaller)
+            found.append(Comparison("gap-shrinks-at-step", {**ids, "comparison": f"{label} {smaller:g}->{larger:g}"},
+                                    dict(step.values), step.verdict,
+                                    f"gap {step.values.get('high', math.nan):+.2f} at {smaller:g} -> "
+                                    f"{step.values.get('low', math.nan):+.2f} at {larger:g}: {step.detail}",
+                                    "results", label, mdd=step.mdd))
+        largest = piece[piece["budget"] == budgets[-1]]
+        closes = decide(dict(zip(largest["seed"], largest["f1"])), dict(zip(largest["seed"], largest["clean_f1"])),
+                        float(largest["n_test"].min()), rule, boundary=rule.equivalence_margin)
+        found.append(Comparison("gap-at-largest-budget", {**ids, "comparison": f"{label} at {budgets[-1]:g}"},
+                                dict(closes.values), closes.verdict,
+                                f"at the largest budget ({budgets[-1]:g}): {closes.detail}", "results", label,
+                                mdd=closes.mdd))
+    return found

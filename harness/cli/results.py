@@ -1,0 +1,90 @@
+"""The verbs that read results: ``plots``, ``analyse``, ``report``, ``calibrate``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from harness.beyond.analysis import analyse
+from harness.cli.arguments import add_records_verb
+from harness.figures import plot_profile
+from harness.report.document import write_report
+from harness.verdict.calibration import write_calibration
+
+
+def add_plots_cli(subparsers) -> None:
+    def own_arguments(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--results", default="results",
+                       help="folder holding summary.csv and cells.csv (default: %(default)s)")
+        p.add_argument("--cells", default="results/cells", help="folder of the result records and features")
+        p.add_argument("--out", default="results/plots", help="folder for the PNG files (default: %(default)s)")
+        p.add_argument("--max-points", type=int, default=2000,
+                       help="test examples per t-SNE panel (default: %(default)s)")
+
+    add_records_verb(subparsers, "plots", own_arguments, run_plots_cli,
+                      help="draw f1_vs_level.png and Figure 1's tsne.png for a profile",
+                      description="Draw the figures from results/summary.csv, results/cells.csv and the "
+                                  "saved features of the profile's tsne cells.")
+
+
+def run_plots_cli(args: argparse.Namespace) -> int:
+    plot_profile(args.profile, params=args.params, results_dir=args.results, cells_dir=args.cells, out_dir=args.out,
+                 max_points=args.max_points, data_dir=args.data_dir)
+    return 0
+
+
+def add_analyse_cli(subparsers) -> None:
+    def own_arguments(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--cells", default="results/cells", help="folder of the result records and vectors")
+        p.add_argument("--results", default="results", help="folder for the tables (default: %(default)s)")
+        p.add_argument("--plots", default="results/plots", help="folder for the figures (default: %(default)s)")
+        p.add_argument("--jobs", type=int, default=2, help="cells measured in parallel (default: %(default)s)")
+
+    add_records_verb(subparsers, "analyse", own_arguments, run_analyse_cli,
+                      help="measure how healing changes the representations, layer by layer",
+                      description="For the profile's analysis cells (clean, top-k, bottom-k, 100%; per seed), "
+                                  "measure every layer before and after fine-tuning (probe accuracy, label "
+                                  "separation, spatial similarity, centroid movement, linear CKA); write "
+                                  "analysis.csv, analysis_by_layer.csv, analysis.json, cka.png and layers.png.")
+
+
+def run_analyse_cli(args: argparse.Namespace) -> int:
+    written = analyse(args.profile, params=args.params, cells_dir=args.cells, data_dir=args.data_dir,
+                      results_dir=args.results, plots_dir=args.plots, jobs=args.jobs)
+    print(written or "the profile has no 'analysis:' entry: nothing to analyse", file=sys.stderr)
+    return 0
+
+
+def add_report_cli(subparsers) -> None:
+    p = subparsers.add_parser("report", help="write REPORT.md from the results and the paper's tables")
+    p.add_argument("--results-dir", default="results")
+    p.add_argument("--paper-tables", default="claims/paper_tables.csv")
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--out", default="REPORT.md")
+    p.set_defaults(func=run_report_cli)
+
+
+def run_report_cli(args: argparse.Namespace) -> int:
+    write_report(results_dir=args.results_dir, paper_tables=args.paper_tables, params=args.params, out=args.out)
+    return 0
+
+
+def add_calibrate_cli(subparsers) -> None:
+    p = subparsers.add_parser("calibrate", help="measure the verdicts' error rates on simulated grids of known truth",
+                              description="Simulate grids with the real noise structure (one shared test set per "
+                              "dataset, paired settings, seeds) under nulls and alternatives for every claim, judge "
+                              "them with the decision rule, and print each claim's false-SUPPORTED and "
+                              "false-CONTRADICTED rates and its power (harness/verdict/calibration.py).")
+    p.add_argument("--grids", type=int, default=200, help="simulated grids per scenario, noise regime and size")
+    p.add_argument("--datasets", type=int, nargs="+", default=[1, 8], help="datasets per simulated grid")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="results/calibration.json", help="the table and every case, as JSON")
+    p.add_argument("--readme", default=None, help="also write the table into this file's calibration block "
+                   "(claims/README.md)")
+    p.set_defaults(func=run_calibrate_cli)
+
+
+def run_calibrate_cli(args: argparse.Namespace) -> int:
+    print(write_calibration(grids=args.grids, datasets=tuple(args.datasets), seed=args.seed, out=args.out,
+                            readme=args.readme))
+    return 0

@@ -1,0 +1,239 @@
+"""REPORT.md's replication section: the per-dataset verdict table, the pooled verdicts, the forest plots
+of claims 1 and 3 (ours next to the paper's BERT-base), and in words where they agree.
+
+The numbers come from ``harness.verdict.replication``; this module only lays them out and draws.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from harness.errors import BadInput
+from harness.figures import plot_forest, plot_placeholder
+from harness.grid.aggregate import choose_lr
+from harness.grid.expand import expand
+from harness.grid.profiles import load_profile
+from harness.method.config import METHOD_VERSION
+from harness.report.markdown import markdown_table, provenance
+from harness.verdict.claims import CLAIMS
+from harness.verdict.decision import DEFAULT_RULE, DecisionRule
+from harness.verdict.replication import (
+    DEFAULT_POOLING,
+    FOREST_CLAIMS,
+    ORDERING_CLAIMS,
+    PROFILE,
+    Agreement,
+    Gap,
+    Pooled,
+    Replication,
+    dataset_name,
+    replication_of,
+    strata_in_order,
+)
+from harness.verdict.sources import PAPER_TABLES, load_source
+
+
+def _interval_text(estimate: float, low: float, high: float) -> str:
+    if not math.isfinite(estimate):
+        return "–"
+    return f"{estimate:+.2f} [{low:+.2f}, {high:+.2f}]" if math.isfinite(low) else f"{estimate:+.2f} (no test)"
+
+
+def gap_text(item: Gap | Pooled) -> str:
+    value = item.difference if isinstance(item, Gap) else item.estimate
+    return _interval_text(value, *item.interval())
+
+
+GAP_LABELS = {CLAIMS[0]: "F1(clean) − F1(corrupted)", CLAIMS[1]: "F1 lost at the step",
+              CLAIMS[2]: "F1(top) − F1(bottom)"}
+
+
+def forest_rows(replication: Replication, claim: str) -> pd.DataFrame:
+    """The forest plot's rows for ``claim``: per stratum, each dataset's gap (ours and the paper's at the same
+    level) and the pooled ones, with their 95% intervals."""
+    rows = []
+    for stratum in strata_in_order(replication.gaps, claim):
+        for source, gaps in (("ours", replication.gaps), ("paper", replication.paper_gaps)):
+            for g in gaps:
+                if g.claim == claim and g.stratum == stratum:
+                    low, high = g.interval()
+                    rows.append({"stratum": stratum, "row": dataset_name(g.dataset), "source": source, "pooled": False,
+                                 "estimate": g.difference, "low": low, "high": high, "boundary": g.boundary})
+        for p in replication.pooled:
+            if p.claim == claim and p.stratum == stratum:
+                low, high = p.interval()
+                rows.append({"stratum": stratum, "row": "pooled", "source": p.source,
+                             "pooled": True, "estimate": p.estimate, "low": low, "high": high, "boundary": p.boundary})
+    return pd.DataFrame(rows, columns=["stratum", "row", "source", "pooled", "estimate", "low", "high", "boundary"])
+
+
+def gap_table(replication: Replication, claim: str) -> pd.DataFrame:
+    """One row per dataset and stratum of ``claim``: our gap and verdict, the paper's, and how they compare."""
+    theirs = {(g.dataset, g.stratum): g for g in replication.paper_gaps if g.claim == claim}
+    readings = {(a.ours.dataset, a.ours.stratum): a for a in replication.agreements if a.ours.claim == claim}
+    order = {s: i for i, s in enumerate(strata_in_order(replication.gaps, claim))}
+    rows = []
+    for g in sorted((g for g in replication.gaps if g.claim == claim), key=lambda g: order[g.stratum]):
+        paper = theirs.get((g.dataset, g.stratum))
+        found = readings.get((g.dataset, g.stratum))
+        rows.append({"stratum": g.stratum, "dataset": dataset_name(g.dataset),
+                     "ours (MiniLM-L6), 95% CI": gap_text(g),
+                     "ours": f"**{g.verdict}**" + (" (provisional)" if g.provisional else ""),
+                     "paper (BERT-base)": f"{gap_text(paper)} ({paper.table})" if paper else "–",
+                     "paper": f"**{paper.verdict}**" if paper else "–",
+                     "ours − paper": (f"{found.reading} (z = {found.z:+.1f})" if found and found.reading != "untested"
+                                      else "–")})
+    return pd.DataFrame(rows)
+
+
+def pooled_table(replication: Replication) -> pd.DataFrame:
+    rows = []
+    for claim in ORDERING_CLAIMS:
+        for stratum in strata_in_order(replication.gaps, claim):
+            found = {p.source: p for p in replication.pooled if p.claim == claim and p.stratum == stratum}
+            if "ours" not in found:
+                continue
+            ours, paper = found["ours"], found.get("paper")
+            rows.append({"claim": claim, "stratum": stratum, "datasets": len(ours.datasets),
+                         "pooled gap, 95% CI": gap_text(ours), "τ (between datasets)": f"{ours.tau:.2f}",
+                         "boundary": f"{ours.boundary:+g}", "verdict": f"**{ours.verdict}**",
+                         "p(above) / p(below)": f"{ours.p_support:.3g} / {ours.p_contradict:.3g}",
+                         "paper pooled": f"{gap_text(paper)} **{paper.verdict}**" if paper else "–"})
+    return pd.DataFrame(rows)
+
+
+def dataset_table(replication: Replication) -> pd.DataFrame:
+    """Each claim's verdict on each dataset alone ("–": nothing to compare there, e.g. claim 4 without a probe)."""
+    rows = []
+    for d in replication.datasets:
+        row = {"dataset": dataset_name(d.dataset)}
+        for claim in CLAIMS[:4]:
+            verdict = d.verdicts.get(claim)
+            row[claim] = ("–" if verdict is None or not d.tested(claim) else
+                          f"**{verdict.verdict}**" + (" (provisional)" if verdict.provisional else "")
+                          + f" ({verdict.supported}/{verdict.contradicted}/{verdict.inconclusive})")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _listing(items: Sequence[Agreement]) -> str:
+    return "; ".join(f"{dataset_name(a.ours.dataset)} {a.ours.stratum} ({a.ours.difference:+.1f} vs "
+                     f"{a.paper.difference:+.1f})" for a in items)
+
+
+def agreement_sentences(replication: Replication, claim: str) -> list[str]:
+    """Where the replication agrees with the paper on ``claim`` and where it doesn't, from the numbers."""
+    found = [a for a in replication.agreements if a.ours.claim == claim and a.reading != "untested"]
+    sentences = []
+    if found:
+        same = [a for a in found if a.reading == "consistent"]
+        smaller = [a for a in found if a.reading == "smaller here"]
+        larger = [a for a in found if a.reading == "larger here"]
+        sentences.append(f"Gap size: on {len(same)} of {len(found)} (dataset, {'setting' if claim == CLAIMS[0] else 'level'}) "
+                         f"pairs with a paper value at the same level, the paper's BERT-base gap is within what the two "
+                         f"gaps' noise allows (|z| below the 95% point)." +
+                         (f" Ours is smaller on {len(smaller)}: {_listing(smaller)}." if smaller else "") +
+                         (f" Ours is larger on {len(larger)}: {_listing(larger)}." if larger else ""))
+        verdicts_agree = [a for a in found if a.ours.verdict is a.paper.verdict]
+        differ = [a for a in found if a.ours.verdict is not a.paper.verdict]
+        sentences.append(f"Verdicts: the same on {len(verdicts_agree)} of {len(found)} pairs" +
+                         (": " + "; ".join(f"{dataset_name(a.ours.dataset)} {a.ours.stratum} ours {a.ours.verdict}, "
+                                           f"paper {a.paper.verdict}" for a in differ) + " differ." if differ else "."))
+    for stratum in strata_in_order(replication.gaps, claim):
+        pooled = {p.source: p for p in replication.pooled if p.claim == claim and p.stratum == stratum}
+        if "ours" not in pooled:
+            continue
+        ours, paper = pooled["ours"], pooled.get("paper")
+        text = (f"Pooled over {len(ours.datasets)} datasets, {stratum}: {gap_text(ours)} "
+                f"(τ {ours.tau:.2f}), {ours.verdict} against the boundary {ours.boundary:+g}")
+        if paper is not None:
+            text += (f"; the paper's pooled over its {len(paper.datasets)}: {gap_text(paper)}, {paper.verdict}"
+                     + (" (the same verdict)" if paper.verdict is ours.verdict else " (a different verdict)"))
+        sentences.append(text + ".")
+    return sentences
+
+
+def lr_choices(cells: pd.DataFrame) -> list[str]:
+    """Where a setting ran at several lrs: which one validation chose (``choose_lr``, protocol ``selected``)."""
+    several = cells.groupby(["dataset", "mode"])["lr"].nunique()
+    lines = []
+    for dataset, mode in several[several > 1].index:
+        mine = cells[(cells["dataset"] == dataset) & (cells["mode"] == mode)]
+        contested = mine.groupby(["position", "level"])["lr"].nunique()
+        contested = set(contested[contested > 1].index)
+        chosen = choose_lr(mine, "selected")
+        picks = (chosen.drop_duplicates(["position", "level"])
+                 .loc[lambda f: [(p, lv) in contested for p, lv in zip(f["position"], f["level"])]])
+        names = ", ".join(f"{'clean' if p == 'none' else '100%' if p == 'all' else f'{p} {lv:.0f}%'} {lr:g}"
+                          for p, lv, lr in zip(picks["position"], picks["level"], picks["lr"]))
+        lrs = ", ".join(f"{lr:g}" for lr in sorted(mine["lr"].unique()))
+        lines.append(f"{dataset_name(dataset)} ({mode}): lr chosen on validation from {lrs}: {names}.")
+    return lines
+
+
+def _expected_cells(params: Path | None) -> int | None:
+    if params is None or not Path(params).is_file():
+        return None
+    try:
+        return len(expand(load_profile(PROFILE, params)))
+    except BadInput:
+        return None
+
+
+def replication_section(records_dir: str | Path, plots_dir: str | Path, *, paper_tables: str | Path = PAPER_TABLES,
+                        params: str | Path | None = "params.yaml", rule: DecisionRule = DEFAULT_RULE) -> str:
+    """REPORT.md's replication section from ``<records_dir>/replication`` (the kept records of the profile), with
+    the forest plots written to ``<plots_dir>/forest_<claim>.png``; says plainly when nothing has run yet."""
+    folder, plots = Path(records_dir) / PROFILE, Path(plots_dir)
+    pngs = {claim: plots / f"forest_{claim}.png" for claim in FOREST_CLAIMS}
+    found = replication_of(folder, load_source("paper", paper_tables), rule) if folder.is_dir() else None
+    parts = ["## The replication at the paper's breadth (MiniLM-L6, eight datasets)", ""]
+    if found is None:
+        why = (f"Not yet run: no records of profile `{PROFILE}` (METHOD_VERSION {METHOD_VERSION}) are kept in "
+               f"`{folder.as_posix()}`. Run `python -m harness grid --profile {PROFILE}` (it resumes), then "
+               f"`python -m harness keep --profile {PROFILE}`.")
+        for png in pngs.values():
+            plot_placeholder(png, why.replace("`", ""))
+        return "\n".join(parts + [why, ""])
+    replication, cells, diagnosis, other = found.replication, found.cells, found.diagnosis, found.other_versions
+    expected = _expected_cells(Path(params) if params is not None else None)
+    coverage = f"{len(cells)} of {expected} cells" if expected else f"{len(cells)} cells"
+    parts += [f"From {provenance(cells, folder)} ({coverage} of the profile{'; PARTIAL' if expected and len(cells) < expected else ''}"
+              f"{f'; {other} records of other method versions passed over' if other else ''}). Test F1 at the epoch of "
+              "best validation F1, lr chosen on validation; every verdict is the calibrated rule's "
+              "(`harness/verdict/decision.py`). Gaps are F1 points with 95% intervals (ours: seeds and the shared test set, "
+              "t on the seeds' k − 1 df; the paper's: one run each, the rule's assumed run-to-run SD); pooled: "
+              "random effects over datasets (Paule-Mandel τ², Hartung-Knapp interval on k − 1 df), strata run on "
+              f"≥ {DEFAULT_POOLING.min_datasets} datasets only. Verdicts are the rule's one-sided tests at "
+              f"{rule.alpha:g} (the ends of the {1 - 2 * rule.alpha:.0%} interval), so a 95% interval that touches a "
+              "boundary can still be decided.", ""]
+    parts += [f"* {line}" for line in lr_choices(cells)]
+    flagged = diagnosis[diagnosis["under_trained"].astype(bool)] if len(diagnosis) else diagnosis
+    parts += [f"* PROVISIONAL: {dataset_name(r['dataset'])} ({r['mode']}) is under-trained: {r['reason']}."
+              for _, r in flagged.iterrows()]
+    parts += ["", "Each claim on each dataset alone (supported/contradicted/inconclusive comparisons; Holm over "
+              "the dataset's votes). Claim 5 needs the representation analysis, which this profile does not run.", "",
+              markdown_table(dataset_table(replication)), ""]
+    decided = {claim: d for claim in ORDERING_CLAIMS if (d := replication.pooled_verdict(claim)) is not None}
+    if decided:
+        parts += ["Across datasets (the dataset as the unit): "
+                  + "; ".join(f"{claim} **{d.verdict}**" + (f" (weakest stratum: {d.decisive.name})" if d.decisive
+                                                           else "") for claim, d in decided.items()) + ".", "",
+                  markdown_table(pooled_table(replication)), ""]
+    else:
+        parts += [f"Across datasets: nothing pooled yet (a stratum needs records on ≥ {DEFAULT_POOLING.min_datasets} "
+                  "datasets).", ""]
+    for claim, png in pngs.items():
+        rows = forest_rows(replication, claim)
+        plot_forest(rows, png, title=f"{claim}: {GAP_LABELS[claim]}, MiniLM-L6 (ours) vs BERT-base (paper)",
+                    xlabel="gap (F1 points)", row_order=[dataset_name(d.dataset) for d in replication.datasets])
+        words = agreement_sentences(replication, claim) or [
+            "No comparison of this claim has a paper value at the same level, nor a pooled estimate, yet."]
+        parts += [f"### {claim}: {GAP_LABELS[claim]}", "", f"![Forest plot of {claim}]({png.as_posix()})", "",
+                  *words, "", markdown_table(gap_table(replication, claim)), ""]
+    return "\n".join(parts)
+

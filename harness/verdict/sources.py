@@ -1,0 +1,179 @@
+"""Where a claim's numbers come from: the paper's transcribed tables or our grid, as one tidy frame.
+
+Sources (``load_source``): ``paper`` (claims/paper_tables.csv, the transcribed Tables 2-5) or
+``results`` (results/cells.csv, one row per cell, the lr chosen once per setting over its seeds by
+``harness.grid.aggregate.choose_lr``). Both become one tidy frame:
+``table, model, dataset, pooling, mode, position, level, seed, n_test, f1``.
+The fifth claim reads the representation analysis instead (``load_analysis``: results/analysis.csv).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness.errors import BadInput
+from harness.files import read_csv
+from harness.grid.aggregate import SELECTION, choose_lr
+from harness.method.predictions import decode_labels
+from harness.method.record import read_record, record_file
+
+REPO = Path(__file__).resolve().parents[2]
+PAPER_TABLES = REPO / "claims" / "paper_tables.csv"
+RESULTS = REPO / "results" / "cells.csv"
+ANALYSIS = REPO / "results" / "analysis.csv"  # with analysis.json beside it (harness.beyond.analysis)
+
+GROUP = ["table", "model", "dataset", "pooling", "mode"]
+SLICE_KEY = ["model", "dataset", "pooling", "mode"]  # what the convergence diagnostic names a slice by
+TIDY = GROUP + ["position", "level", "seed", "n_test", "f1"]
+# Our grid's rows also say where their evidence is: the record (identity), the epoch the protocol read,
+# and the majority-class F1 (the floor); the paper's rows leave them empty.
+EVIDENCE = ["identity", "epoch", "majority_f1"]
+POSITIONS = ("none", "bottom", "top", "all")
+METRICS = ("best", "selected")
+SOURCES = ("paper", "results")
+
+# Which training protocol each paper table reports (Sections 4.2-4.3); Table 5 = pair tasks, [CLS], full.
+PAPER_PROTOCOL = {2: ("cls", "full"), 3: ("mean", "full"), 4: ("cls", "probe"), 5: ("cls", "full")}
+PAPER_LEVELS = (0, 25, 50, 75, 100)
+# Test-set sizes behind each paper value: Table 1 for the six classification datasets; the pair tasks
+# are scored on GLUE's validation split (their test labels are hidden), as harness/method/data.py does.
+PAPER_TEST_SIZES = {"sst2": 12_000, "imdb": 5_000, "ag_news": 6_000, "emotion": 4_000, "dbpedia_14": 12_000,
+                    "twitter_financial_news_topic": 4_000, "mrpc": 408, "rte": 277}
+
+
+def _require(frame: pd.DataFrame, columns: Iterable[str], where: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise BadInput(f"{where} lacks column(s) {missing}; it has {list(frame.columns)}")
+
+
+def paper_frame(tables: pd.DataFrame, where: str = "paper tables") -> pd.DataFrame:
+    """The transcribed Tables 2-5 (``table,model,dataset,position,level,f1``) as a tidy frame."""
+    _require(tables, ["table", "model", "dataset", "position", "level", "f1"], where)
+    bad_table = sorted(set(tables["table"].tolist()) - set(PAPER_PROTOCOL))
+    bad_position = sorted(set(tables["position"].tolist()) - set(POSITIONS))
+    bad_level = sorted(set(tables["level"].tolist()) - set(PAPER_LEVELS))
+    bad_dataset = sorted(set(tables["dataset"].tolist()) - set(PAPER_TEST_SIZES))
+    for name, bad, valid in (("table", bad_table, list(PAPER_PROTOCOL)), ("position", bad_position, POSITIONS),
+                             ("level", bad_level, PAPER_LEVELS), ("dataset", bad_dataset, list(PAPER_TEST_SIZES))):
+        if bad:
+            raise BadInput(f"{where}: unknown {name} {bad}; valid: {list(valid)}")
+    ends = tables[tables["position"].isin(["none", "all"])]
+    inconsistent = ends[ends["level"] != ends["position"].map({"none": 0, "all": 100})]
+    if not inconsistent.empty:
+        raise BadInput(f"{where}: position 'none' needs level 0 and 'all' level 100; rows {list(inconsistent.index)}")
+    protocol = tables["table"].map(PAPER_PROTOCOL)
+    frame = tables.assign(table="T" + tables["table"].astype(str), pooling=protocol.str[0], mode=protocol.str[1],
+                          level=tables["level"].astype(float), seed=0, n_test=tables["dataset"].map(PAPER_TEST_SIZES),
+                          f1=tables["f1"].astype(float), identity="", epoch=0, majority_f1=float("nan"))
+    return frame[TIDY + EVIDENCE].reset_index(drop=True)
+
+
+RESULT_COLUMNS = ["model", "dataset", "position", "level", "pooling", "mode", "lr", "seed", "n_test", "status",
+                  "best_test_f1", "selected_test_f1", "selected_val_f1"]
+EPOCH_OF = {"best": "best_epoch", "selected": "selected_epoch"}  # the epoch each protocol reads
+
+
+def results_frame(cells: pd.DataFrame, metric: str = "selected", where: str = "results") -> pd.DataFrame:
+    """Our cells as a tidy frame, at the one lr per setting that ``aggregate.choose_lr`` picks over its seeds.
+
+    ``selected`` (the default, the verdicts' reading): test F1 at the epoch of best validation F1, lr chosen
+    by the seed mean of validation F1: test data chooses nothing. ``best``: the paper's protocol (Section 4,
+    "we test every epoch and choose the best"), the best epoch's test F1 and the lr by its seed mean: a
+    labelled second reading, optimistic and with a shrunken spread. The seeds of a setting share their lr,
+    so seed-paired comparisons stay paired. Rows whose F1 is NaN (diverged runs) are dropped;
+    ``frame.attrs["notes"]`` says how many.
+    """
+    if metric not in METRICS:
+        raise BadInput(f"metric must be one of {METRICS}, got {metric!r}")
+    _require(cells, RESULT_COLUMNS, where)
+    score = SELECTION[metric].score
+    chosen = choose_lr(cells, metric)
+    usable = chosen[chosen[score].notna()]
+    notes = []
+    if len(usable) < len(chosen):
+        dropped = chosen.loc[chosen.index.difference(usable.index), "status"].value_counts()
+        notes.append(f"{where}: dropped {len(chosen) - len(usable)} run(s) with NaN F1 at the chosen lr "
+                     f"({', '.join(f'{status} {n}' for status, n in dropped.items())})")
+    optional = {"identity": "", EPOCH_OF[metric]: 0, "majority_f1": float("nan")}
+    usable = usable.assign(**{k: v for k, v in optional.items() if k not in usable.columns})
+    frame = usable.assign(table=usable["pooling"] + "-" + usable["mode"], f1=usable[score].astype(float),
+                          level=usable["level"].astype(float), identity=usable["identity"].astype(object).where(usable["identity"].notna(), "").astype(str),
+                          epoch=usable[EPOCH_OF[metric]], majority_f1=usable["majority_f1"].astype(float))[TIDY + EVIDENCE]
+    frame = frame.sort_values(GROUP + ["seed", "level"], kind="stable").reset_index(drop=True)
+    frame.attrs["notes"] = notes
+    return frame
+
+
+def load_source(kind: str, path: str | Path | None = None, metric: str = "selected") -> pd.DataFrame:
+    """The tidy frame of the paper's tables (``paper``) or of our results (``results``)."""
+    if kind not in SOURCES:
+        raise BadInput(f"source must be one of {SOURCES}, got {kind!r}")
+    path = Path(path) if path is not None else (PAPER_TABLES if kind == "paper" else RESULTS)
+    hint = ("run `dvc repro` first (or give --results PATH)" if kind == "results"
+            else "restore claims/paper_tables.csv")
+    numeric = ("level", "lr", "seed", "n_test", "best_test_f1", "selected_test_f1", "selected_val_f1", "table", "f1",
+               "best_epoch", "selected_epoch", "majority_f1")
+    table = read_csv(path, f"{kind} file", hint, numeric=numeric)  # missing, empty, not a CSV: one BadResults
+    frame = paper_frame(table, str(path)) if kind == "paper" else results_frame(table, metric, str(path))
+    frame.attrs.setdefault("notes", [])
+    frame.attrs.update(source=kind, path=str(path), metric=metric)
+    return frame
+
+
+
+
+def load_predictions(frame: pd.DataFrame, cells_dir: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """identity -> (the test set's true labels, the run's predicted labels at the epoch its protocol read),
+    for every row of ``frame`` whose record in ``cells_dir`` holds predictions (records of METHOD_VERSION
+    3 and later; a results CSV from elsewhere has none, and its test-set term is then approximated)."""
+    found = {}
+    for identity, epoch in zip(frame["identity"], frame["epoch"]):
+        if not identity or not isinstance(epoch, (int, float)) or not math.isfinite(float(epoch)) or epoch < 1:
+            continue
+        record = read_record(record_file(cells_dir, str(identity)))
+        epochs = record.get("epochs", []) if record else []
+        if not record or "labels" not in record or len(epochs) < int(epoch) or "test_predictions" not in epochs[0]:
+            continue
+        found[str(identity)] = (decode_labels(record["labels"]["test"]),
+                                decode_labels(epochs[int(epoch) - 1]["test_predictions"]))
+    return found
+
+
+def evidence_note(frame: pd.DataFrame, predictions: dict) -> str | None:
+    """What the test-set term of these verdicts rests on, in one line (None for the paper's tables)."""
+    if frame.attrs.get("source") == "paper":
+        return None
+    rows = sum(bool(i) for i in frame["identity"]) if "identity" in frame.columns else 0
+    if predictions and len(predictions) == len(frame):
+        return f"test-set noise: paired bootstrap over the per-example predictions of all {len(frame)} runs"
+    return (f"test-set noise approximated from n_test and the score (p(1-p)/n, cautious): per-example predictions "
+            f"found for {len(predictions)} of {len(frame)} runs ({rows} with a record identity)")
+
+
+def load_analysis(path: str | Path | None = None) -> pd.DataFrame | None:
+    """Claim 5's numbers: the final layer's label separation after fine-tuning, in the pooling the head
+    reads, per setting and seed (``setting, seed, separation``; attrs: model, dataset, layer, pooling).
+    None where there is no analysis (the profile has none, or it has not run)."""
+    path = Path(path) if path is not None else ANALYSIS
+    if not path.exists():
+        return None
+    hint = "run `dvc repro` (or `python -m harness analyse`) again"
+    table = read_csv(path, "representation analysis", hint, ["setting", "seed", "layer", "pooling", "moment", "measure",
+                                                               "value"], numeric=["seed", "layer", "value"])
+    try:
+        spec = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))["spec"]
+    except (OSError, ValueError, KeyError) as error:
+        raise BadInput(f"{path.with_suffix('.json')} (the analysis' spec) is missing or malformed: {error}; {hint}") from None
+    layer = int(table["layer"].max())
+    chosen = table[(table["layer"] == layer) & (table["pooling"] == spec["pooling"]) & (table["moment"] == "after")
+                   & (table["measure"] == "separation")]
+    frame = chosen[["setting", "seed"]].assign(separation=chosen["value"].astype(float)).reset_index(drop=True)
+    frame.attrs.update(model=spec["model"], dataset=spec["dataset"], layer=layer, pooling=spec["pooling"], path=str(path))
+    return frame
