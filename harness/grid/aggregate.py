@@ -183,8 +183,8 @@ def metrics(profile: str, cells: pd.DataFrame, summary: pd.DataFrame, n_expected
         "f1": {},
     }
     # few enough for `dvc metrics show` / `dvc exp show` to print a readable row: the verdicts' reading
-    # (selected on validation) with its spread, and the paper's (best on test); summary.csv has the rest
-    fields = ["selected_f1_mean", "selected_f1_std", "best_f1_mean"]
+    # (selected on validation); summary.csv has the rest (its spread, the paper's best-on-test reading)
+    fields = ["selected_f1_mean"]
     for _, row in summary.iterrows():
         node = result["f1"].setdefault(row["model"], {}).setdefault(row["dataset"], {})
         node = node.setdefault(f"{row['pooling']}_{row['mode']}", {})
