@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from harness.grid.aggregate import CELL_COLUMNS
 from harness.method.config import DEFAULT_INIT
-from harness.verdict.claims import Comparison, probe_instability, slices
+from harness.verdict.claims import ORDERING, Comparison, evaluate_claims, probe_instability, slices
 from harness.verdict.decision import DEFAULT_RULE, DecisionRule, Verdict, decide
-from harness.verdict.sources import TIDY
+from harness.verdict.sources import TIDY, load_predictions, results_frame
+from harness.verdict.verdicts import ClaimVerdict, aggregate
 
 SCORE = "best_test_f1"  # the paper's protocol, as the claims use
 COMPONENT_LABELS = {"all": "", "attention": "attention only", "ffn": "feed-forward only", "layernorm": "LayerNorm only"}
@@ -156,3 +159,35 @@ def probe_dropout_claim4(frame: pd.DataFrame, rule: DecisionRule = DEFAULT_RULE)
         found["on" if dropout else "off"] = probe_instability(list(slices(tidy(pd.concat([full, probe])))), rule,
                                                               "results")
     return found
+
+
+# ---------------------------------------------------------------- the Kaiming gain: does any claim's verdict depend on it?
+
+GAIN_CLAIMS = tuple(ORDERING)  # the claims a corruption's strength can move: recovery, degradation, position
+
+
+@dataclass(frozen=True)
+class GainDependence:
+    """One claim judged on each re-initialisation draw alone (the clean cells shared), by the calibrated rule."""
+
+    claim: str
+    verdicts: dict[str, ClaimVerdict]  # init (``harness.method.corrupt.INITS``) -> the claim's verdict on its cells
+
+    @property
+    def depends(self) -> bool:
+        return len({v.verdict for v in self.verdicts.values()}) > 1
+
+
+def gain_dependence(cells: pd.DataFrame, records_dir: str | Path, rule: DecisionRule = DEFAULT_RULE
+                    ) -> list[GainDependence]:
+    """Claims 1-3 on the cells of each ``init`` (with the clean cells), read as the grid's verdicts read (test F1
+    at the epoch of best validation F1; noise from the seeds and the records' predictions on the shared test set)."""
+    init = cells["init"].fillna(DEFAULT_INIT) if "init" in cells else pd.Series(DEFAULT_INIT, index=cells.index)
+    clean = cells["position"] == "none"
+    by_init = {}
+    for name in dict.fromkeys(sorted(init[~clean], key=lambda i: i != DEFAULT_INIT)):
+        frame = results_frame(cells.loc[clean | (init == name), CELL_COLUMNS], "selected", str(records_dir))
+        comparisons = evaluate_claims(frame, "results", rule, predictions=load_predictions(frame, records_dir))
+        by_init[name] = aggregate(comparisons, rule)
+    return [GainDependence(claim, {name: found[claim] for name, found in by_init.items() if claim in found})
+            for claim in GAIN_CLAIMS]
