@@ -4,11 +4,22 @@ dropout on or off, on cells whose truth is built."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from harness.beyond.ablations import compare, heals, probe_dropout_claim4, variant_label, with_variants
+from harness.beyond.ablations import (
+    GAIN_CLAIMS,
+    compare,
+    gain_dependence,
+    heals,
+    probe_dropout_claim4,
+    variant_label,
+    with_variants,
+)
+from harness.grid.aggregate import record_rows
+from harness.method.config import DEFAULT_INIT
 from harness.verdict.decision import Verdict
 
 
@@ -103,3 +114,31 @@ def test_a_variant_with_some_diverged_runs_is_mixed_not_healed():
     assert compare(frame, "bit-flip rate 1e-06 (100%)", "clean")["reading"] != "not both run"
     only_nan = pd.DataFrame(_cells({CLEAN: [84.0, 84.5], BITFLIP: [math.nan, math.nan]}))
     assert compare(only_nan, "clean", "bit-flip rate 1e-06 (100%)")["reading"].startswith("no finite F1")
+
+
+GAIN_RECORDS = Path(__file__).resolve().parents[1] / "results" / "records" / "kaiming_gain"
+
+
+def test_each_gain_is_judged_alone_on_the_kept_records():
+    cells = record_rows(GAIN_RECORDS)
+    found = gain_dependence(cells, GAIN_RECORDS)
+    assert [g.claim for g in found] == list(GAIN_CLAIMS)
+    for g in found:
+        assert list(g.verdicts) == [DEFAULT_INIT, "kaiming_uniform_a0"]  # the default first
+        assert all(v.total > 0 for v in g.verdicts.values())  # every claim had comparisons on both gains
+
+
+def test_a_gain_that_heals_fully_changes_claim_1():
+    """Built truth: the a=0 cells replaced by copies of the clean cells (a corruption that costs nothing), so
+    claim 1 (no complete recovery) can no longer be supported there while it is on the default gain."""
+    cells = record_rows(GAIN_RECORDS)
+    clean = cells[cells["position"] == "none"]
+    a0 = cells[cells["init"] == "kaiming_uniform_a0"]
+    healed = a0.copy()
+    for column in ("selected_test_f1", "best_test_f1", "selected_val_f1", "final_test_f1", "last_val_f1"):
+        healed[column] = healed["seed"].map(dict(zip(clean["seed"], clean[column])))
+    healed["identity"] = ""  # no predictions: the test-set term approximated
+    found = {g.claim: g for g in gain_dependence(pd.concat([cells.drop(a0.index), healed]), GAIN_RECORDS)}
+    recovery = found[GAIN_CLAIMS[0]]
+    assert recovery.verdicts["kaiming_uniform_a0"].supported == 0
+    assert recovery.verdicts[DEFAULT_INIT].supported > 0 and recovery.differing_strata  # the settings it heals

@@ -175,7 +175,15 @@ class GainDependence:
 
     @property
     def depends(self) -> bool:
+        """The claim's headline verdict differs between the gains."""
         return len({v.verdict for v in self.verdicts.values()}) > 1
+
+    @property
+    def differing_strata(self) -> list[str]:
+        """The strata (settings, steps, levels) whose verdict differs between the gains."""
+        by_gain = [{s.name: s.verdict for s in v.strata} for v in self.verdicts.values()]
+        names = dict.fromkeys(name for strata in by_gain for name in strata)
+        return [name for name in names if len({strata.get(name) for strata in by_gain}) > 1]
 
 
 def gain_dependence(cells: pd.DataFrame, records_dir: str | Path, rule: DecisionRule = DEFAULT_RULE

@@ -292,7 +292,8 @@ def kaiming_gain_section(folder: Path, plots: Path) -> list[str]:
     table = pd.DataFrame([{"claim": g.claim,
                            **{labels.get(n, n): f"**{g.verdicts[n].verdict}** ({g.verdicts[n].supported}/"
                               f"{g.verdicts[n].contradicted}/{g.verdicts[n].inconclusive})" for n in names},
-                           "depends on the gain?": "yes" if g.depends else "no"} for g in found])
+                           "depends on the gain?": "**yes**" if g.depends else "no",
+                           "strata that differ": ", ".join(g.differing_strata) or "none"} for g in found])
     variants = with_variants(frame.assign(corruption="reinit", component="all", probe_dropout=False, strength=None))
     gain = f" {INIT_LABELS['kaiming_uniform_a0']}"
     pairs = [(v.replace(gain, ""), v) for v in dict.fromkeys(variants["variant"]) if gain in v]
@@ -301,8 +302,11 @@ def kaiming_gain_section(folder: Path, plots: Path) -> list[str]:
                                                                                        component="all"), a, b)
                                                                   for a, b in pairs)])
     depends = [g.claim for g in found if g.depends]
+    strata = [f"{g.claim} ({', '.join(g.differing_strata)})" for g in found if g.differing_strata]
     words = (f"The verdict of {', '.join(depends)} depends on the gain." if depends else
-             "No claim's verdict depends on the gain: each of claims 1-3 reads the same on either draw.")
+             "No claim's verdict depends on the gain: each of claims 1-3 reads the same on either draw")
+    words += ("" if depends else (f", though strata differ: {'; '.join(strata)}." if strata
+                                  else ", and so does every stratum."))
     return [
         "### The Kaiming gain: does a verdict depend on it?",
         "",
