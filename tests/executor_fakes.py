@@ -145,7 +145,8 @@ def fake_cells(n: int) -> tuple[CellConfig, ...]:
 def main(argv: list[str]) -> None:
     """``executor_fakes.py ray|slurm OUT JOURNAL N SLEEP TAG SETTINGS_JSON [HOLD_AFTER GATE]``: a driver of fake
     cells (HOLD_AFTER, GATE: see ``FakeCell``)."""
-    from harness.grid.executors import Work, execute, run_settings
+    from harness.grid.executors import Work, run_settings
+    from harness.grid.run import execute
 
     kind, out, journal, n, sleep_s, tag, raw, *hold = argv
     cells = fake_cells(int(n))

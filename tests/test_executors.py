@@ -346,7 +346,7 @@ class TestRay:
                        out_dir=out,
                        init_worker=_init_worker, describe=describe)
         failures = []
-        driver = threading.Thread(target=lambda: _catch(failures, ex.execute, work,
+        driver = threading.Thread(target=lambda: _catch(failures, grid_run.execute, work,
                                                         ray_settings(cluster, num_gpus=0)))
 
         def held_on_a_worker_node() -> dict | None:

@@ -143,7 +143,7 @@ def test_bad_profiles_fail_clearly(tmp_path, change, message):
 
 
 def test_unknown_profile_names_the_known_ones():
-    with pytest.raises(BadInput, match="mini, healing_curve, emotion_layers, ablations, replication, paper, ci"):
+    with pytest.raises(BadInput, match="mini, healing_curve, emotion_layers, ablations, kaiming_gain, replication, paper, ci"):
         load_profile("full", PARAMS)
 
 

@@ -18,17 +18,16 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from harness.errors import BadInput
 from harness.files import write_atomic, write_text_atomic
 from harness.grid.cost import suggested_timeout_min
 from harness.grid.executors import OnDone, RaySettings, RunSettings, SlurmSettings, Work, available_cores, cell_error
-from harness.method.config import CellConfig
+from harness.grid.remote import run_chunk, run_detached
 
 SLURM_ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "REQUEUE_HOLD",
                 "REQUEUE_FED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED"}  # squeue's states of a live job
@@ -40,17 +39,6 @@ FORWARDED_ENV = ("PYTHONPATH", "HF_HOME", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE
 
 
 # ---------------------------------------------------------------- ray: one task per cell
-
-
-def run_detached(run: Callable[[CellConfig, str], dict], init_worker: Callable[[int], None], threads: int,
-                 config: CellConfig) -> tuple[dict, list[tuple[str, bytes]]]:
-    """On a worker: run the cell in a private folder and return its record and files, in the order written."""
-    init_worker(threads)
-    with tempfile.TemporaryDirectory(prefix="cell-") as folder:
-        record = run(config, folder)
-        written = sorted((p for p in Path(folder).rglob("*") if p.is_file() and not p.name.startswith(".")),
-                         key=lambda p: p.stat().st_mtime_ns)
-        return record, [(p.relative_to(folder).as_posix(), p.read_bytes()) for p in written]
 
 
 def write_files(out_dir: Path, files: Sequence[tuple[str, bytes]]) -> None:
@@ -108,21 +96,6 @@ def run_ray(work: Work, settings: RunSettings, on_done: OnDone) -> None:
 
 
 # ---------------------------------------------------------------- slurm: a submitit job array
-
-
-def run_chunk(run: Callable[[CellConfig, str], dict], init_worker: Callable[[int], None], threads: int,
-              configs: Sequence[CellConfig], out_dir: str) -> list[tuple[str, str | None]]:
-    """One array task: its cells, one after another; (hash, bad-input message or None) for each."""
-    init_worker(threads)
-    outcome = []
-    for config in configs:
-        try:
-            run(config, out_dir)
-            outcome.append((config.hash, None))
-        except BadInput as error:  # reported by the driver, naming the cell, as the other executors do
-            outcome.append((config.hash, str(error)))
-            break
-    return outcome
 
 
 def _alive(cluster: str, job_id: str) -> bool:
