@@ -7,11 +7,12 @@ from pathlib import Path
 
 from harness.errors import BadInput
 from harness.grid.cost import GPU_TYPES, estimate_profile
+from harness.grid.profiles import load_profile
 from harness.method.precision import resolve_precision
 from harness.perf.bench import bench
 from harness.perf.bench_settings import BenchSettings
 from harness.perf.cluster_sim import simulate_cluster
-from harness.perf.estimate import print_estimate
+from harness.perf.estimate import print_estimate, write_cost_comparison
 from harness.perf.gpu_check import run_gpu_check_cli as gpu_check
 from harness.perf.performance_doc import generate_performance_md
 
@@ -79,10 +80,20 @@ def add_estimate_cli(subparsers) -> None:
     e.add_argument("--pack", type=int, default=2, help="small-model cells per GPU for the packing line (default: 2)")
     e.add_argument("--cells-per-task", type=int, default=1, help="cells per Slurm array task, for its time limit")
     e.add_argument("--data-dir", default="data")
+    e.add_argument("--measured", default=None, metavar="RECORDS_DIR",
+                   help="instead: set the estimate beside the wall time the records in RECORDS_DIR measured, per "
+                        "dataset and mode (e.g. results/records/replication), written to --out")
+    e.add_argument("--out", default=None, help="with --measured: the comparison as JSON (default: "
+                   "results/cost_<profile>.json), which REPORT.md reads")
     e.set_defaults(func=run_estimate_cli)
 
 
 def run_estimate_cli(args: argparse.Namespace) -> int:
+    if args.measured is not None:
+        profile = load_profile(args.profile, args.params).name
+        print(write_cost_comparison(profile, params=args.params, records_dir=args.measured, bench_json=args.bench,
+                                    data_dir=args.data_dir, out=args.out or f"results/cost_{profile}.json"))
+        return 0
     print_estimate(args.profile, params=args.params, bench_json=args.bench, recalibrate=args.calibrate,
                    tokens_per_s=args.tokens_per_s, eval_tokens_per_s=args.eval_tokens_per_s, gpus=args.gpus,
                    gpu_type=args.gpu_type, pack=args.pack, cells_per_task=args.cells_per_task, data_dir=args.data_dir)

@@ -7,9 +7,11 @@ import sys
 
 from harness.beyond.analysis import analyse
 from harness.cli.arguments import add_records_verb
+from harness.errors import BadInput
 from harness.figures import plot_profile
 from harness.report.document import write_report
 from harness.verdict.calibration import write_calibration
+from harness.verdict.pooled_calibration import write_pooled_calibration
 
 
 def add_plots_cli(subparsers) -> None:
@@ -75,16 +77,35 @@ def add_calibrate_cli(subparsers) -> None:
                               "dataset, paired settings, seeds) under nulls and alternatives for every claim, judge "
                               "them with the decision rule, and print each claim's false-SUPPORTED and "
                               "false-CONTRADICTED rates and its power (harness/verdict/calibration.py).")
-    p.add_argument("--grids", type=int, default=200, help="simulated grids per scenario, noise regime and size")
-    p.add_argument("--datasets", type=int, nargs="+", default=[1, 8], help="datasets per simulated grid")
+    p.add_argument("--pooled", action="store_true", help="the replication's pooled rule instead: simulated "
+                   "replications of several datasets with differing true gaps, pooled by random effects "
+                   "(harness/verdict/pooled_calibration.py)")
+    p.add_argument("--grids", type=int, default=200, help="simulated grids (replications with --pooled) per "
+                   "scenario, noise regime and size")
+    p.add_argument("--datasets", type=int, nargs="+", default=None,
+                   help="datasets per simulated grid (default: 1 8; with --pooled 3 8)")
+    p.add_argument("--recheck", type=int, default=None, metavar="GRIDS",
+                   help="with --pooled: simulate every case above the bound again on GRIDS fresh replications "
+                        "(default 400; 0: none)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="results/calibration.json", help="the table and every case, as JSON")
+    p.add_argument("--out", default=None, help="the table and every case, as JSON (default: "
+                   "results/calibration.json; with --pooled results/calibration_pooled.json)")
     p.add_argument("--readme", default=None, help="also write the table into this file's calibration block "
                    "(claims/README.md)")
     p.set_defaults(func=run_calibrate_cli)
 
 
 def run_calibrate_cli(args: argparse.Namespace) -> int:
-    print(write_calibration(grids=args.grids, datasets=tuple(args.datasets), seed=args.seed, out=args.out,
-                            readme=args.readme))
+    if args.pooled:
+        if args.readme is not None:
+            raise BadInput("--readme takes the one-grid table; the pooled one is shown in REPORT.md's replication "
+                           "section")
+        print(write_pooled_calibration(grids=args.grids, datasets=tuple(args.datasets or (3, 8)), seed=args.seed,
+                                       out=args.out or "results/calibration_pooled.json",
+                                       rechecks=400 if args.recheck is None else args.recheck))
+        return 0
+    if args.recheck is not None:
+        raise BadInput("--recheck applies to --pooled (the one-grid table's cases are not simulated again)")
+    print(write_calibration(grids=args.grids, datasets=tuple(args.datasets or (1, 8)), seed=args.seed,
+                            out=args.out or "results/calibration.json", readme=args.readme))
     return 0

@@ -6,18 +6,20 @@ The numbers come from ``harness.verdict.replication``; this module only lays the
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from harness.errors import BadInput
+from harness.errors import BadInput, BadResults
 from harness.figures import plot_forest, plot_placeholder
 from harness.grid.aggregate import choose_lr
 from harness.grid.expand import expand
 from harness.grid.profiles import load_profile
 from harness.method.config import METHOD_VERSION
+from harness.perf.estimate import cost_comparison_text
 from harness.report.markdown import markdown_table, provenance
 from harness.verdict.claims import CLAIMS
 from harness.verdict.decision import DEFAULT_RULE, DecisionRule
@@ -34,6 +36,7 @@ from harness.verdict.replication import (
     replication_of,
     strata_in_order,
 )
+from harness.verdict.pooled_calibration import pooled_calibration_text
 from harness.verdict.sources import PAPER_TABLES, load_source
 
 
@@ -184,10 +187,46 @@ def _expected_cells(params: Path | None) -> int | None:
         return None
 
 
+def _read_json(path: Path, remedy: str) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise BadResults(f"{path} is unreadable ({error}): {remedy}") from error
+
+
+POOLED_CALIBRATION_COMMAND = "python -m harness calibrate --pooled"
+COST_COMMAND = f"python -m harness estimate --profile {PROFILE} --measured results/records/{PROFILE}"
+
+
+def pooled_calibration_part(path: Path | None) -> list[str]:
+    """The pooled rule's measured error rates (``harness.verdict.pooled_calibration``), or how to measure them."""
+    document = _read_json(path, f"run `{POOLED_CALIBRATION_COMMAND}` again") if path is not None else None
+    if document is None:
+        return [f"The pooled rule's error rates are not measured here: `{POOLED_CALIBRATION_COMMAND}`.", ""]
+    return ["How often the pooled verdicts are wrong, on simulated replications whose truth we built (each "
+            "dataset with its own shared test set and paired seeds, datasets' true gaps spread by τ around the "
+            "claim's mean gap, which is the truth):", "", pooled_calibration_text(document), ""]
+
+
+def cost_part(path: Path | None, kept: int) -> list[str]:
+    """The cost model's hours beside the records' measured wall time (``harness.perf.estimate``)."""
+    document = _read_json(path, f"run `{COST_COMMAND}` again") if path is not None else None
+    if document is None:
+        return [f"The cost is not compared here: `{COST_COMMAND}`.", ""]
+    measured = int(pd.DataFrame(document["table"]).iloc[-1]["done"])
+    stale = (f" **It counts {measured} records, {kept} are kept now: rerun `{COST_COMMAND}`.**"
+             if measured != kept else "")
+    return [cost_comparison_text(document) + stale, ""]
+
+
 def replication_section(records_dir: str | Path, plots_dir: str | Path, *, paper_tables: str | Path = PAPER_TABLES,
-                        params: str | Path | None = "params.yaml", rule: DecisionRule = DEFAULT_RULE) -> str:
+                        params: str | Path | None = "params.yaml", rule: DecisionRule = DEFAULT_RULE,
+                        pooled_calibration: str | Path | None = None, cost: str | Path | None = None) -> str:
     """REPORT.md's replication section from ``<records_dir>/replication`` (the kept records of the profile), with
-    the forest plots written to ``<plots_dir>/forest_<claim>.png``; says plainly when nothing has run yet."""
+    the forest plots written to ``<plots_dir>/forest_<claim>.png``; says plainly when nothing has run yet.
+    ``pooled_calibration`` and ``cost`` are the JSON of `calibrate --pooled` and `estimate --measured`."""
     folder, plots = Path(records_dir) / PROFILE, Path(plots_dir)
     pngs = {claim: plots / f"forest_{claim}.png" for claim in FOREST_CLAIMS}
     found = replication_of(folder, load_source("paper", paper_tables), rule) if folder.is_dir() else None
@@ -227,6 +266,7 @@ def replication_section(records_dir: str | Path, plots_dir: str | Path, *, paper
     else:
         parts += [f"Across datasets: nothing pooled yet (a stratum needs records on ≥ {DEFAULT_POOLING.min_datasets} "
                   "datasets).", ""]
+    parts += pooled_calibration_part(Path(pooled_calibration) if pooled_calibration is not None else None)
     for claim, png in pngs.items():
         rows = forest_rows(replication, claim)
         plot_forest(rows, png, title=f"{claim}: {GAP_LABELS[claim]}, MiniLM-L6 (ours) vs BERT-base (paper)",
@@ -235,5 +275,6 @@ def replication_section(records_dir: str | Path, plots_dir: str | Path, *, paper
             "No comparison of this claim has a paper value at the same level, nor a pooled estimate, yet."]
         parts += [f"### {claim}: {GAP_LABELS[claim]}", "", f"![Forest plot of {claim}]({png.as_posix()})", "",
                   *words, "", markdown_table(gap_table(replication, claim)), ""]
+    parts += ["### What it cost", ""] + cost_part(Path(cost) if cost is not None else None, len(cells))
     return "\n".join(parts)
 

@@ -106,8 +106,8 @@ class Size:
     seed: int = 0
 
 
-def _runs(rng: np.random.Generator, labels: np.ndarray, accuracy: Sequence[float], noise: NoiseRegime, n_seeds: int,
-          n_labels: int, seed_factor: float) -> dict[tuple[str, float], list[np.ndarray]]:
+def simulate_runs(rng: np.random.Generator, labels: np.ndarray, accuracy: Sequence[float], noise: NoiseRegime,
+                  n_seeds: int, n_labels: int, seed_factor: float) -> dict[tuple[str, float], list[np.ndarray]]:
     """Predicted labels of every (setting, seed) of one slice on one shared test set."""
     n = len(labels)
     scale = math.sqrt(1 + noise.easiness_sd ** 2 + noise.setting_item_sd ** 2 + (noise.seed_sd * seed_factor) ** 2)
@@ -134,8 +134,8 @@ def simulate_grid(rng: np.random.Generator, scenario: Scenario, noise: NoiseRegi
         labels = rng.integers(0, size.n_labels, size.n_test)
         ones = np.ones((1, size.n_test))
         for mode, factor in (("full", 1.0), ("probe", scenario.probe_seed_factor)):
-            for setting, by_seed in _runs(rng, labels, scenario.accuracy, noise, size.seeds, size.n_labels,
-                                          factor).items():
+            for setting, by_seed in simulate_runs(rng, labels, scenario.accuracy, noise, size.seeds,
+                                                  size.n_labels, factor).items():
                 f1 = weighted_f1_resampled(labels, np.stack(by_seed), ones)[0]
                 for seed, predicted in enumerate(by_seed):
                     identity = f"d{d}-{mode}-{setting[0]}-{seed}"
@@ -177,11 +177,18 @@ def mc_se(rate: float, n: int) -> float:
     return math.sqrt(max(rate * (1 - rate), 0.25 / n) / n)  # never 0: a rate of 0 in n trials is not certainty
 
 
-def error_table(found: pd.DataFrame, rule: DecisionRule = DEFAULT_RULE) -> pd.DataFrame:
+def case_name(row: pd.Series) -> str:
+    """A simulated case in words: its scenario, noise regime, between-dataset τ (pooled cases) and datasets."""
+    tau = f", τ = {row['tau']:g}" if "tau" in row.index else ""
+    return f"{row['scenario']}, {row['noise']}{tau}, {row['datasets']} dataset(s)"
+
+
+def error_table(found: pd.DataFrame, rule: DecisionRule = DEFAULT_RULE, claims: Sequence[str] = CLAIMS
+                ) -> pd.DataFrame:
     """Per claim: the worst false-SUPPORTED and false-CONTRADICTED rates over the scenarios where each is an
     error, and the power where the truth is clear, with the Monte-Carlo bound ``alpha + 2 SE``."""
     rows = []
-    for claim in CLAIMS:
+    for claim in claims:
         mine = found[found["claim"] == claim]
         wrong_s = mine[mine["truth"].isin(["fails", "boundary"])]
         wrong_c = mine[mine["truth"].isin(["holds", "boundary"])]
@@ -192,7 +199,7 @@ def error_table(found: pd.DataFrame, rule: DecisionRule = DEFAULT_RULE) -> pd.Da
             if part.empty:
                 return math.nan, "-"
             row = part.loc[part[column].idxmax()]
-            return float(row[column]), f"{row['scenario']}, {row['noise']}, {row['datasets']} dataset(s)"
+            return float(row[column]), case_name(row)
 
         false_s, where_s = worst(wrong_s, "supported")
         false_c, where_c = worst(wrong_c, "contradicted")
