@@ -154,6 +154,19 @@ def test_a_case_above_the_bound_is_simulated_again_on_fresh_replications():
     assert "--recheck 0" in recheck_text({})[0]
 
 
+def test_reusing_the_cases_keeps_them_and_refuses_a_run_of_other_settings(tmp_path):
+    out = tmp_path / "pooled.json"
+    write_pooled_calibration(grids=1, datasets=(3,), seed=4, out=out)
+    first = json.loads(out.read_text(encoding="utf-8"))
+    write_pooled_calibration(grids=1, datasets=(3,), seed=4, out=out, reuse_cases=True)
+    again = json.loads(out.read_text(encoding="utf-8"))
+    assert again["cases"] == first["cases"] and again["table"] == first["table"]
+    with pytest.raises(BadInput, match="other size"):
+        write_pooled_calibration(grids=2, datasets=(3,), seed=4, out=out, reuse_cases=True)
+    assert json.loads(out.read_text(encoding="utf-8")) == again  # a refused run leaves the good result alone
+    assert cli_main(["calibrate", "--reuse-cases", "--out", str(tmp_path / "one-grid.json")]) == 2
+
+
 # ---------------------------------------------------------------- the cost, estimated and measured
 
 

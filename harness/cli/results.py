@@ -87,6 +87,9 @@ def add_calibrate_cli(subparsers) -> None:
     p.add_argument("--recheck", type=int, default=None, metavar="GRIDS",
                    help="with --pooled: simulate every case above the bound again on GRIDS fresh replications "
                         "(default 400; 0: none)")
+    p.add_argument("--reuse-cases", action="store_true", help="with --pooled: take the simulated cases from --out "
+                   "(run with the same size, rule and pooling: the run is seeded, so it would only repeat them) and "
+                   "simulate only the rechecks")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="the table and every case, as JSON (default: "
                    "results/calibration.json; with --pooled results/calibration_pooled.json)")
@@ -102,10 +105,12 @@ def run_calibrate_cli(args: argparse.Namespace) -> int:
                            "section")
         print(write_pooled_calibration(grids=args.grids, datasets=tuple(args.datasets or (3, 8)), seed=args.seed,
                                        out=args.out or "results/calibration_pooled.json",
-                                       rechecks=400 if args.recheck is None else args.recheck))
+                                       rechecks=400 if args.recheck is None else args.recheck,
+                                       reuse_cases=args.reuse_cases))
         return 0
-    if args.recheck is not None:
-        raise BadInput("--recheck applies to --pooled (the one-grid table's cases are not simulated again)")
+    if args.recheck is not None or args.reuse_cases:
+        raise BadInput("--recheck and --reuse-cases apply to --pooled (the one-grid table's cases are not simulated "
+                       "again)")
     print(write_calibration(grids=args.grids, datasets=tuple(args.datasets or (1, 8)), seed=args.seed,
                             out=args.out or "results/calibration.json", readme=args.readme))
     return 0

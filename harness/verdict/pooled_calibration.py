@@ -19,6 +19,7 @@ fresh replications (``recheck``): the worst of dozens of cases is biased upward,
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -202,8 +203,8 @@ def recheck_text(document: dict) -> list[str]:
     if rechecks.empty:
         return ["No case's false-decision rate lies above its bound."]
     failed = rechecks[~rechecks["within"]]
-    verdict = ("Every one is within its bound on the fresh run: the first run's excess was the selection of the "
-               "worst of many cases." if failed.empty else
+    verdict = ("Every one is within its bound on the fresh run: the first run's excess is what picking the worst "
+               "of many cases gives by chance, not an error of the rule." if failed.empty else
                f"**{len(failed)} of them stay above the bound on the fresh run: there the pooled rule errs more "
                f"often than alpha** ({'; '.join(failed['claim'] + ', ' + failed['where'])}).")
     return [f"{len(rechecks)} case(s) lay above the bound (alpha + 2 MC SE) and were simulated again on fresh "
@@ -211,19 +212,33 @@ def recheck_text(document: dict) -> list[str]:
             markdown_table(rechecks.drop(columns="within"))]
 
 
+def _reusable_cases(out: Path, settings: dict) -> pd.DataFrame:
+    """The cases of the calibration already in ``out``, which must have been run with exactly ``settings``."""
+    try:
+        document = json.loads(out.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise BadInput(f"--reuse-cases: {out} is no readable calibration ({error})") from error
+    differs = sorted(key for key, value in settings.items() if document.get(key) != value)
+    if differs:
+        raise BadInput(f"--reuse-cases: {out} was run with other {', '.join(differs)}; run it again without "
+                       "--reuse-cases")
+    return pd.DataFrame(document["cases"])
+
+
 def write_pooled_calibration(*, grids: int, datasets: tuple[int, ...], seed: int, out: str | Path, rechecks: int = 0,
-                             rule: DecisionRule = DEFAULT_RULE, pooling: PoolingRule = DEFAULT_POOLING) -> str:
+                             reuse_cases: bool = False, rule: DecisionRule = DEFAULT_RULE,
+                             pooling: PoolingRule = DEFAULT_POOLING) -> str:
     """Run the pooled calibration (and ``rechecks`` fresh replications of every case above the bound), write its
-    JSON, return the text of the table."""
+    JSON, return the text of the table. ``reuse_cases``: take the cases from ``out`` (same size, rule and pooling;
+    the run is seeded, so running it again would repeat it) and only simulate the rechecks."""
     if grids < 1 or not datasets or rechecks < 0:
         raise BadInput(f"--grids and --datasets must be positive and --recheck >= 0, got {grids}, {list(datasets)} "
                        f"and {rechecks}")
     check_writable(Path(out).parent)
     size = PooledSize(grids=grids, datasets=datasets, seed=seed)
-    cases = run_pooled_calibration(size, rule, pooling)
-    document = {"size": {**asdict(size), "datasets": list(datasets), "heterogeneity": list(size.heterogeneity)},
-                "rule": asdict(rule), "pooling": asdict(pooling),
-                "table": pooled_error_table(cases, rule, pooling.level).to_dict("records"),
+    settings = json.loads(json.dumps({"size": asdict(size), "rule": asdict(rule), "pooling": asdict(pooling)}))
+    cases = _reusable_cases(Path(out), settings) if reuse_cases else run_pooled_calibration(size, rule, pooling)
+    document = {**settings, "table": pooled_error_table(cases, rule, pooling.level).to_dict("records"),
                 "cases": cases.to_dict("records")}
     if rechecks:
         document["rechecks"] = recheck(cases, size, rechecks, rule, pooling).to_dict("records")
