@@ -140,6 +140,7 @@ def cost_comparison_text(document: dict) -> str:
         f"({document['records']}, on {'; '.join(document['measured_on']) or 'nothing yet'}). Estimated: "
         f"`python -m harness estimate` (one process at the rates of {document['rates']}); measured: each record's "
         "wall time (one grid worker, loading included), summed. A sum's ratio carries every slowdown the machine "
-        "had while the cells ran (other jobs, tests); the median cell's ratio is the cost model's own error.", "",
+        "had while the cells ran (other jobs, tests); the median cell's ratio shrugs off a few slowed cells, but "
+        "not a machine loaded for as long as a dataset's cells ran.", "",
         shown.to_markdown(index=False, disable_numparse=True,
                           colalign=["left", "left"] + ["right"] * (len(shown.columns) - 2))])
