@@ -207,6 +207,8 @@ def test_words_come_from_the_numbers(story):
         text = " ".join(agreement_sentences(story, claim))
         pairs = [a for a in story.agreements if a.ours.claim == claim]
         assert f"of {len(pairs)}" in text
+        differ = [a for a in pairs if a.reading != "untested" and a.ours.verdict is not a.paper.verdict]
+        assert (f"different on {len(differ)}:" in text) == bool(differ)
         assert "Pooled over 8 datasets" in text
     assert not gap_table(story, CLAIMS[0]).empty and not pooled_table(story).empty
 

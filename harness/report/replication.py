@@ -144,8 +144,9 @@ def agreement_sentences(replication: Replication, claim: str) -> list[str]:
         verdicts_agree = [a for a in found if a.ours.verdict is a.paper.verdict]
         differ = [a for a in found if a.ours.verdict is not a.paper.verdict]
         sentences.append(f"Verdicts: the same on {len(verdicts_agree)} of {len(found)} pairs" +
-                         (": " + "; ".join(f"{dataset_name(a.ours.dataset)} {a.ours.stratum} ours {a.ours.verdict}, "
-                                           f"paper {a.paper.verdict}" for a in differ) + " differ." if differ else "."))
+                         (f"; different on {len(differ)}: " +
+                          "; ".join(f"{dataset_name(a.ours.dataset)} {a.ours.stratum} (ours {a.ours.verdict}, "
+                                    f"paper {a.paper.verdict})" for a in differ) + "." if differ else "."))
     for stratum in strata_in_order(replication.gaps, claim):
         pooled = {p.source: p for p in replication.pooled if p.claim == claim and p.stratum == stratum}
         if "ours" not in pooled:
