@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+from sklearn.metrics import f1_score
 from statsmodels.stats.meta_analysis import combine_effects
 
 import harness.verdict.replication as replication
@@ -23,6 +24,8 @@ from harness.report.replication import (
     dataset_table,
     forest_rows,
     gap_table,
+    learned_table,
+    near_chance_lines,
     pooled_table,
     replication_section,
 )
@@ -34,11 +37,14 @@ from harness.verdict.replication import (
     FOREST_CLAIMS,
     Gap,
     PoolingRule,
+    TaskLearned,
     agreement,
+    chance_f1,
     paper_rows,
     pool,
     pool_gaps,
     replicate,
+    task_learned,
 )
 from harness.verdict.sources import load_source
 
@@ -272,3 +278,38 @@ def test_section_reads_kept_records(tmp_path):
     text = replication_section(tmp_path / "records", tmp_path / "plots", params=None)
     assert "Not yet run" not in text and "| SST-2 |" in text
     assert "nothing pooled yet" in text and "(T3)" in text  # the paper's Table 3 beside ours
+
+
+@pytest.mark.parametrize("shares", [(0.5, 0.5), (0.7, 0.3), (0.4, 0.3, 0.2, 0.1)])
+def test_chance_f1_is_what_guessing_at_the_label_rates_scores(shares):
+    rng = np.random.default_rng(0)
+    labels = rng.choice(len(shares), size=2000, p=shares)
+    rates = np.bincount(labels) / len(labels)
+    guessed = [f1_score(labels, rng.choice(len(shares), size=len(labels), p=rates), average="weighted")
+               for _ in range(200)]
+    assert chance_f1(labels) == pytest.approx(100 * np.mean(guessed), abs=0.3)
+
+
+def test_a_clean_model_at_chance_is_named_and_one_that_learned_is_not(paper):
+    frame, predictions = simulated(1)
+    guessing = (frame["dataset"] == "rte") & (frame["mode"] == "full") & (frame["position"] == "none")
+    labels = next(predictions[i][0] for i in frame.loc[guessing, "identity"])
+    frame.loc[guessing, "f1"] = chance_f1(labels) + 1.0
+    learned = {(item.dataset, item.mode): item for item in task_learned(frame, predictions, paper)}
+    assert learned[("rte", "full")].near_chance
+    assert not any(item.near_chance for key, item in learned.items() if key != ("rte", "full"))
+    assert learned[("sst2", "full")].paper_clean_f1 == pytest.approx(91.7, abs=0.05)  # Table 3's clean
+    assert math.isnan(learned[("sst2", "probe")].paper_clean_f1)
+    found = replicate(frame, predictions, paper=paper)
+    lines = near_chance_lines(found)
+    assert len(lines) == 1 and lines[0].startswith("NEAR CHANCE: RTE (full)")
+    assert learned_table(found)["clean test F1 (ours)"].str.contains("near chance").sum() == 1
+
+
+def test_luck_on_one_test_set_shrinks_with_its_size():
+    # RTE's numbers: BERT-base's clean 55.8 is within luck of guessing on its 277 pairs, not on 1,000.
+    rte = TaskLearned("rte", "full", clean_f1=52.3, chance_f1=50.1, n_test=277, paper_clean_f1=55.84)
+    assert rte.margin == pytest.approx(1.96 * 100 * math.sqrt(0.501 * 0.499 / 277))
+    assert rte.near_chance and rte.paper_near_chance
+    larger = TaskLearned("rte", "full", clean_f1=52.3, chance_f1=50.1, n_test=1000, paper_clean_f1=55.84)
+    assert larger.near_chance and not larger.paper_near_chance

@@ -32,6 +32,7 @@ from harness.verdict.replication import (
     Gap,
     Pooled,
     Replication,
+    TaskLearned,
     dataset_name,
     replication_of,
     strata_in_order,
@@ -121,6 +122,32 @@ def dataset_table(replication: Replication) -> pd.DataFrame:
                           + f" ({verdict.supported}/{verdict.contradicted}/{verdict.inconclusive})")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def learned_table(replication: Replication) -> pd.DataFrame:
+    """Each dataset's clean model against guessing at the test set's label rates."""
+    def paper(item: TaskLearned) -> str:
+        return "–" if not math.isfinite(item.paper_clean_f1) else (
+            f"{item.paper_clean_f1:.1f}" + (" (near chance)" if item.paper_near_chance else ""))
+    return pd.DataFrame([{"dataset": dataset_name(item.dataset), "mode": item.mode,
+                          "clean test F1 (ours)": f"{item.clean_f1:.1f}" + (" (near chance)" if item.near_chance else ""),
+                          "chance": f"{item.chance_f1:.1f}", "± luck (95%, n_test)": f"{item.margin:.1f} ({item.n_test})",
+                          "clean F1, paper's BERT-base": paper(item)} for item in replication.learned])
+
+
+def near_chance_lines(replication: Replication) -> list[str]:
+    """One line per dataset whose clean model does not beat guessing by more than luck allows."""
+    lines = []
+    for item in (i for i in replication.learned if i.near_chance):
+        paper = ("" if not math.isfinite(item.paper_clean_f1) else
+                 f"; the paper's BERT-base clean {item.paper_clean_f1:.1f} is "
+                 + ("near chance too" if item.paper_near_chance else "clear of it"))
+        lines.append(f"NEAR CHANCE: {dataset_name(item.dataset)} ({item.mode}): the clean model's test F1 "
+                     f"{item.clean_f1:.1f} is within {item.margin:.1f} points (what luck gives a guess on its "
+                     f"{item.n_test} test examples, 95%) of guessing at the label rates ({item.chance_f1:.1f}){paper}. "
+                     "Its gaps measure noise around chance, not healing; they enter the pooled estimates with their "
+                     "wide intervals.")
+    return lines
 
 
 def _listing(items: Sequence[Agreement]) -> str:
@@ -255,9 +282,14 @@ def replication_section(records_dir: str | Path, plots_dir: str | Path, *, paper
     flagged = diagnosis[diagnosis["under_trained"].astype(bool)] if len(diagnosis) else diagnosis
     parts += [f"* PROVISIONAL: {dataset_name(r['dataset'])} ({r['mode']}) is under-trained: {r['reason']}."
               for _, r in flagged.iterrows()]
+    parts += [f"* {line}" for line in near_chance_lines(replication)]
     parts += ["", "Each claim on each dataset alone (supported/contradicted/inconclusive comparisons; Holm over "
               "the dataset's votes). Claim 5 needs the representation analysis, which this profile does not run.", "",
               markdown_table(dataset_table(replication)), ""]
+    if replication.learned:
+        parts += ["Did each clean model learn its task? Its test F1 (seeds' mean) beside guessing at the test set's "
+                  "label rates (weighted F1 Σ p², `harness.verdict.replication.chance_f1`); near chance: within what "
+                  "luck gives a guess on that one test set.", "", markdown_table(learned_table(replication)), ""]
     decided = {claim: d for claim in ORDERING_CLAIMS if (d := replication.pooled_verdict(claim)) is not None}
     if decided:
         parts += ["Across datasets (the dataset as the unit): "

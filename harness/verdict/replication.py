@@ -20,6 +20,10 @@ stratum for support).
 pooling, as ours), Table 2 where a dataset is not in Table 3, Table 5 for the pair tasks; with the
 one-run noise the rule assumes for the paper's tables. Where they differ is read from the numbers
 (``Agreement``): the difference of the two gaps over its SE.
+
+**Did the clean model learn the task?** Per dataset, its clean test F1 beside guessing at the test set's
+label rates (``chance_f1``), within what luck gives a guess on that one test set (``TaskLearned``): a
+dataset near chance has nothing to heal towards, and its gaps measure noise.
 """
 
 from __future__ import annotations
@@ -168,6 +172,62 @@ def paper_rows(paper: pd.DataFrame, datasets: Sequence[str]) -> pd.DataFrame:
     return pd.concat(chosen, ignore_index=True) if chosen else base.iloc[:0]
 
 
+# ---------------------------------------------------------------- did the clean model learn the task?
+
+
+def chance_f1(labels: np.ndarray) -> float:
+    """The weighted F1 (percent) that guessing each label at the test set's own rates scores in expectation:
+    each class's precision and recall are then its share p_k, so its F1 is p_k and the weighted F1 is Σ p_k²."""
+    shares = np.bincount(np.asarray(labels)) / len(labels)
+    return float(100 * np.sum(shares ** 2))
+
+
+@dataclass(frozen=True)
+class TaskLearned:
+    """Does a dataset's clean model score above guessing? Where it doesn't, every setting sits near chance and
+    the gaps between settings measure noise around chance, not healing."""
+
+    dataset: str
+    mode: str
+    clean_f1: float  # ours: the seeds' mean test F1 (the protocol's epoch and lr)
+    chance_f1: float
+    n_test: int
+    paper_clean_f1: float  # BERT-base's clean F1 on full fine-tuning (NaN where the paper has none)
+    z: float = 1.96  # two-sided 95%
+
+    @property
+    def margin(self) -> float:
+        """What the one shared test set lets a guess score by luck: z binomial standard errors at chance (the
+        seeds share the test set, so averaging them does not shrink it)."""
+        share = self.chance_f1 / 100
+        return float(self.z * 100 * math.sqrt(share * (1 - share) / self.n_test))
+
+    @property
+    def near_chance(self) -> bool:
+        return self.clean_f1 - self.chance_f1 <= self.margin
+
+    @property
+    def paper_near_chance(self) -> bool:
+        return math.isfinite(self.paper_clean_f1) and self.paper_clean_f1 - self.chance_f1 <= self.margin
+
+
+def task_learned(frame: pd.DataFrame, predictions: Mapping[str, Prediction], paper: pd.DataFrame
+                 ) -> list[TaskLearned]:
+    """Per (dataset, mode) of our frame: the clean model's test F1 beside guessing's on the same test set."""
+    paper_clean = paper_rows(paper, list(dict.fromkeys(frame["dataset"].astype(str))))
+    paper_clean = paper_clean[paper_clean["position"] == "none"].groupby("dataset")["f1"].first()
+    found = []
+    for (dataset, mode), part in frame.groupby(["dataset", "mode"], sort=False):
+        clean = part[part["position"] == "none"]
+        identities = part["identity"] if "identity" in part.columns else []
+        labels = next((predictions[i][0] for i in identities if i in predictions), None)
+        if clean.empty or labels is None:
+            continue
+        found.append(TaskLearned(str(dataset), str(mode), float(clean["f1"].mean()), chance_f1(labels), len(labels),
+                                 float(paper_clean.get(dataset, math.nan)) if mode == "full" else math.nan))
+    return found
+
+
 # ---------------------------------------------------------------- across datasets
 
 
@@ -293,6 +353,7 @@ class Replication:
     paper_gaps: tuple[Gap, ...]
     pooled: tuple[Pooled, ...]
     agreements: tuple[Agreement, ...]
+    learned: tuple[TaskLearned, ...] = ()  # each dataset's clean model against guessing
     rule: DecisionRule = field(default=DEFAULT_RULE, repr=False)
 
     def pooled_verdict(self, claim: str, source: str = "ours") -> ClaimDecision | None:
@@ -310,7 +371,7 @@ def replicate(frame: pd.DataFrame, predictions: Mapping[str, Prediction] | None 
     gaps = [g for d in ours for g in gaps_of(d.comparisons, "ours")]
     paper_gaps = [g for d in theirs for g in gaps_of(d.comparisons, "paper")]
     return Replication(tuple(ours), tuple(gaps), tuple(paper_gaps), tuple(pool(gaps + paper_gaps, rule, pooling)),
-                       tuple(agreements(gaps, paper_gaps)), rule)
+                       tuple(agreements(gaps, paper_gaps)), tuple(task_learned(frame, predictions or {}, paper)), rule)
 
 
 # ---------------------------------------------------------------- the kept records
