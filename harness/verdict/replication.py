@@ -211,11 +211,11 @@ class TaskLearned:
         return math.isfinite(self.paper_clean_f1) and self.paper_clean_f1 - self.chance_f1 <= self.margin
 
 
-def task_learned(frame: pd.DataFrame, predictions: Mapping[str, Prediction], paper: pd.DataFrame
+def task_learned(frame: pd.DataFrame, predictions: Mapping[str, Prediction], partners: pd.DataFrame
                  ) -> list[TaskLearned]:
-    """Per (dataset, mode) of our frame: the clean model's test F1 beside guessing's on the same test set."""
-    paper_clean = paper_rows(paper, list(dict.fromkeys(frame["dataset"].astype(str))))
-    paper_clean = paper_clean[paper_clean["position"] == "none"].groupby("dataset")["f1"].first()
+    """Per (dataset, mode) of our frame: the clean model's test F1 beside guessing's on the same test set, and
+    beside the clean F1 of ``partners``, the paper's rows that partner ours (``paper_rows``)."""
+    paper_clean = partners[partners["position"] == "none"].groupby("dataset")["f1"].first()
     found = []
     for (dataset, mode), part in frame.groupby(["dataset", "mode"], sort=False):
         clean = part[part["position"] == "none"]
@@ -367,11 +367,12 @@ def replicate(frame: pd.DataFrame, predictions: Mapping[str, Prediction] | None 
     beside the paper's tidy frame (default: claims/paper_tables.csv)."""
     paper = load_source("paper", PAPER_TABLES) if paper is None else paper
     ours = per_dataset(frame, "results", rule, under_trained, predictions)
-    theirs = per_dataset(paper_rows(paper, [d.dataset for d in ours]), "paper", rule)
+    partners = paper_rows(paper, [d.dataset for d in ours])
+    theirs = per_dataset(partners, "paper", rule)
     gaps = [g for d in ours for g in gaps_of(d.comparisons, "ours")]
     paper_gaps = [g for d in theirs for g in gaps_of(d.comparisons, "paper")]
     return Replication(tuple(ours), tuple(gaps), tuple(paper_gaps), tuple(pool(gaps + paper_gaps, rule, pooling)),
-                       tuple(agreements(gaps, paper_gaps)), tuple(task_learned(frame, predictions or {}, paper)), rule)
+                       tuple(agreements(gaps, paper_gaps)), tuple(task_learned(frame, predictions or {}, partners)), rule)
 
 
 # ---------------------------------------------------------------- the kept records
