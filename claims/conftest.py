@@ -6,10 +6,11 @@
     pytest claims/ --verdicts-out verdicts.json    # the verdicts for the report
     pytest claims/ -k no_complete_recovery         # one claim's verdict
 
-The exit code is the verdict: each claim module has one headline test (``test_<claim>_verdict``) that
-passes only when the claim is SUPPORTED (its weakest stratum, ``harness.verdict.decision``), so the run exits 0
-only when every claim is SUPPORTED. Every comparison is a case of ``test_<claim>``: CONTRADICTED ones
-fail, INCONCLUSIVE ones are skipped with their reason and minimum detectable difference (never a
+The items are generated from the declarations (claims/claims.yaml). The exit code is the verdict: each of the
+paper's findings has one headline item (``test_<module>_verdict``) that passes only when it is SUPPORTED (its
+weakest stratum, ``harness.verdict.decision``), so the run exits 0 only when every one is SUPPORTED; findings
+declared ``headline: false`` (ours, another paper's) have their comparison items only. Every comparison is an
+item ``test_<module>[<id>]``: CONTRADICTED ones fail, INCONCLUSIVE ones are skipped with their reason and minimum detectable difference (never a
 silent pass), SUPPORTED ones pass. The run ends with the claim x stratum table and one line per claim:
 ``claim-name: VERDICT (supported S / contradicted C / inconclusive I)``.
 """
@@ -25,6 +26,7 @@ import pytest
 from harness.errors import BadInput
 from harness.files import check_writable, write_text_atomic
 from harness.verdict.claims import Comparison
+from harness.verdict.declared import CLAIMS_FILE, load_claims
 from harness.verdict.decision import Verdict
 from harness.verdict.integrity import Finding
 from harness.verdict.verdicts import ClaimVerdict, judge, verdicts_document
@@ -78,47 +80,56 @@ def pytest_sessionstart(session: pytest.Session) -> None:
                                        found.findings, found.notes, found.diagnosis.to_dict("records"))
 
 
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Each test module names its claim (``CLAIM``); its comparison test runs once per comparison."""
-    if "comparison" in metafunc.fixturenames:
-        cases = metafunc.config.stash[STATE].cases(metafunc.module.CLAIM)
-        metafunc.parametrize("comparison", cases, ids=[c.id for c in cases])
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """The findings' pytest items come from their declarations (claims/claims.yaml)."""
+    if file_path.name == CLAIMS_FILE.name:
+        return DeclaredClaims.from_parent(parent, path=file_path)
+    return None
 
 
-@pytest.fixture
-def judge_comparison(request: pytest.FixtureRequest, record_property):
-    """Pass SUPPORTED, fail CONTRADICTED, skip INCONCLUSIVE with its reason (never a silent pass)."""
+class DeclaredClaims(pytest.File):
+    """Per declared finding: its headline item ``test_<module>_verdict`` (the paper's findings: ``headline``) and
+    one item ``test_<module>[<comparison id>]`` per comparison, so ``-k <module>`` selects a finding."""
 
-    def judge(comparison: Comparison) -> None:
-        record_property("claim", comparison.claim)
-        record_property("stratum", comparison.stratum)
-        record_property("verdict", str(comparison.verdict))
-        record_property("detail", comparison.detail)
-        request.config.stash[STATE].ran.add(comparison.claim)
-        provisional = " [PROVISIONAL: under-trained slice]" if comparison.provisional else ""
-        if comparison.verdict is Verdict.CONTRADICTED:
-            pytest.fail(f"CONTRADICTED{provisional}: {comparison.detail}", pytrace=False)
-        if comparison.verdict is Verdict.INCONCLUSIVE:
-            pytest.skip(f"INCONCLUSIVE{provisional} [{comparison.stratum}] {comparison.id}: {comparison.detail}")
-
-    return judge
+    def collect(self):
+        state = self.config.stash[STATE]
+        for spec in load_claims(self.path):
+            if spec.headline:
+                yield FindingItem.from_parent(self, name=f"test_{spec.module}_verdict", claim=spec.name, comparison=None)
+            for case in state.cases(spec.name):
+                yield FindingItem.from_parent(self, name=f"test_{spec.module}[{case.id}]", claim=spec.name,
+                                              comparison=case)
 
 
-@pytest.fixture
-def judge_claim(request: pytest.FixtureRequest, record_property):
-    """The headline test: passes only when the claim (its weakest stratum) is SUPPORTED."""
+class FindingItem(pytest.Item):
+    """A headline (passes only when the finding is SUPPORTED) or one comparison (SUPPORTED passes, CONTRADICTED
+    fails, INCONCLUSIVE is skipped with its reason and minimum detectable difference: never a silent pass)."""
 
-    def judge(claim: str) -> None:
-        state = request.config.stash[STATE]
-        state.ran.add(claim)
-        verdict = state.verdicts[claim]
-        record_property("verdict", str(verdict.verdict))
-        record_property("provisional", verdict.provisional)
-        if verdict.verdict is not Verdict.SUPPORTED:
-            pytest.fail(f"{verdict.line()}: {verdict.detail}"
-                        + (f"; {verdict.provisional_detail}" if verdict.provisional else ""), pytrace=False)
+    def __init__(self, *, claim: str, comparison: Comparison | None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.claim, self.comparison = claim, comparison
 
-    return judge
+    def runtest(self) -> None:
+        state = self.config.stash[STATE]
+        state.ran.add(self.claim)
+        if self.comparison is None:
+            verdict = state.verdicts[self.claim]
+            self.user_properties += [("verdict", str(verdict.verdict)), ("provisional", verdict.provisional)]
+            if verdict.verdict is not Verdict.SUPPORTED:
+                pytest.fail(f"{verdict.line()}: {verdict.detail}"
+                            + (f"; {verdict.provisional_detail}" if verdict.provisional else ""), pytrace=False)
+            return
+        case = self.comparison
+        self.user_properties += [("claim", case.claim), ("stratum", case.stratum), ("verdict", str(case.verdict)),
+                                 ("detail", case.detail)]
+        provisional = " [PROVISIONAL: under-trained slice]" if case.provisional else ""
+        if case.verdict is Verdict.CONTRADICTED:
+            pytest.fail(f"CONTRADICTED{provisional}: {case.detail}", pytrace=False)
+        if case.verdict is Verdict.INCONCLUSIVE:
+            pytest.skip(f"INCONCLUSIVE{provisional} [{case.stratum}] {case.id}: {case.detail}")
+
+    def reportinfo(self):
+        return self.path, None, self.name
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

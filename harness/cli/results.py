@@ -1,16 +1,19 @@
-"""The verbs that read results: ``plots``, ``analyse``, ``report``, ``calibrate``."""
+"""The verbs that read results: ``plots``, ``analyse``, ``report``, ``claims-tables``, ``calibrate``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from harness.beyond.analysis import analyse
 from harness.cli.arguments import add_records_verb
 from harness.errors import BadInput
 from harness.figures import plot_profile
+from harness.files import write_text_atomic
 from harness.report.document import write_report
 from harness.verdict.calibration import write_calibration
+from harness.verdict.declared import CLAIMS_FILE, claims_table, load_claims, with_table
 from harness.verdict.pooled_calibration import write_pooled_calibration
 
 
@@ -69,6 +72,29 @@ def add_report_cli(subparsers) -> None:
 def run_report_cli(args: argparse.Namespace) -> int:
     write_report(results_dir=args.results_dir, paper_tables=args.paper_tables, params=args.params, out=args.out)
     return 0
+
+
+def add_claims_tables_cli(subparsers) -> None:
+    p = subparsers.add_parser("claims-tables", help="write the claim tables of README.md and claims/README.md from "
+                                                    "claims/claims.yaml")
+    p.add_argument("--claims", default=str(CLAIMS_FILE))
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 where a table differs from the file")
+    p.set_defaults(func=run_claims_tables_cli)
+
+
+def run_claims_tables_cli(args: argparse.Namespace) -> int:
+    specs = load_claims(args.claims)
+    stale = []
+    for path, detail in (("README.md", False), ("claims/README.md", True)):
+        text = Path(path).read_text(encoding="utf-8")
+        updated = with_table(text, claims_table(specs, detail=detail), path)
+        if updated != text:
+            stale.append(path)
+            if not args.check:
+                write_text_atomic(path, updated)
+    verb = "differ from" if args.check else "rewritten from"
+    print(f"{', '.join(stale) or 'no table'} {verb} {args.claims}", file=sys.stderr)
+    return 1 if args.check and stale else 0
 
 
 def add_calibrate_cli(subparsers) -> None:

@@ -1,34 +1,33 @@
-"""The paper's findings as verdicts: each claim a list of comparisons, grouped into the strata it speaks about.
+"""The engine: any finding declared in ``claims/claims.yaml`` (``harness.verdict.declared``) judged on a source.
 
-Four claims (Section 4.2 and 4.3), and a fifth, the paper's reading of its Figure 1, made testable:
+A declared finding names a *generator* (which comparisons it makes on a slice of runs: ``COMPARISONS``) and a
+*test* (how one comparison, and the finding, is decided: ``TESTS``). Both are registered here by name; adding a
+finding that reuses them is a YAML entry and no code. The paper's five findings, as declared:
 
-1. ``no-complete-recovery``: every corrupted setting scores below the clean model. Strata: the
-   corruption settings (bottom 25%, top 25%, ..., 100%): the claim must hold for the mildest one
-   (top 25%) as for the harshest, so the mild settings cannot hide behind the easy ones.
-2. ``monotone-degradation``: F1 falls along 0 -> bottom levels -> 100% and 0 -> top levels -> 100%
-   (consecutive pairs). Strata: the steps (clean -> bottom 25%, bottom 25% -> bottom 50%, ...).
-3. ``bottom-worse-than-top``: at equal level, bottom corruption scores below top. Strata: the levels.
-4. ``probe-instability``: the linear probe (Table 4) breaks the orderings of claims 1-3 more often
-   than full fine-tuning of the same model on the same dataset (Table 2), and with seeds, varies
-   more from seed to seed. Strata: the two measures. Both are tested by resampling (over seeds, or,
-   with one run per value, over the test set's sampling noise), which keeps the dependence between
-   comparisons that share a run (every comparison of claim 1 shares the clean run).
-5. ``separation-order``: "the clean and top-corrupted models keep clear label clusters, the bottom and
-   fully corrupted ones don't" (Figure 1), measured: the final layer's label separation after
-   fine-tuning (``harness.beyond.analysis``) orders clean >= top-k > bottom-k >= 100%. Strata: the three
-   steps. Separation is in percent of the clean model's (its units are the space's own); ">=" is
-   SUPPORTED by a significant gap or by equivalence within ``separation_margin``. The paper prints
-   only pictures, so on its source this claim has no numbers.
+1. ``no-complete-recovery``: every corrupted setting below clean; strata: the settings.
+2. ``monotone-degradation``: each step along clean -> bottom (top) levels -> 100% loses F1; strata: the steps.
+3. ``bottom-worse-than-top``: bottom below top at each level; strata: the levels.
+4. ``probe-instability``: the probe breaks claims 1-3's orderings more often and varies more from seed to seed.
+5. ``separation-order``: Figure 1's reading, measured on the final layer's label separation.
 
-Claims 1-3 are stated for full fine-tuning (Tables 2, 3 and 5), so they are evaluated on ``mode ==
-full``; probe slices enter claim 4. Strata pool every model, dataset and table. One comparison's
-verdict, a stratum's and a claim's headline (its weakest stratum) follow ``harness.verdict.decision``.
+Plus ours (``failed-runs``: corrupted settings collapse to the majority class more often) and one of seed paper
+003's (``fine-tuning-separates-labels``, Zhou & Srikumar 2022), judged and shown outside the exit code.
 
-Our grid's comparisons from a slice that the convergence diagnostic (``harness.verdict.convergence``) finds
-under-trained are PROVISIONAL, and so is every claim verdict that rests on one.
+**Failed runs are their own outcome.** A run at or below the majority-class F1 (``harness.verdict.sources``:
+``failed``) is a failed run (Mosbach et al. 2021): the F1 comparisons use the runs that trained (a comparison
+says how many it left out), and the failure rates are compared by ``failed-runs``. The same rule reads the
+paper's one-run tables (their majority-class F1 from each dataset's label shares).
 
-Where the numbers come from is ``harness.verdict.sources``; how comparisons become a claim's verdict is
-``harness.verdict.verdicts``.
+**Two boundaries, four outcomes** (claims 1 and 2): the difference is tested against the first boundary (0: a
+real loss), then the second (the margin: a loss that matters), in fixed order, so each keeps its level; the
+outcome is a loss beyond the margin, a real loss within it (or of open size), equivalent to none, or
+undecided. The verdict (and the exit code) is read at the finding's ``verdict_boundary``.
+
+**Quantifiers.** ``every`` (the words say "never", "every", "is worse"): a stratum is SUPPORTED only when every
+unit in it is (intersection-union); ``average``: when a majority is (``harness.verdict.decision.claim_verdict``).
+
+Our grid's comparisons from a slice the convergence diagnostic (``harness.verdict.convergence``) finds
+under-trained are PROVISIONAL, and so is every verdict resting on one.
 """
 
 from __future__ import annotations
@@ -42,6 +41,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from harness.errors import BadInput
 from harness.verdict.decision import (
     DEFAULT_RULE,
     DecisionRule,
@@ -52,10 +52,11 @@ from harness.verdict.decision import (
     decide,
     resampled_p_values,
 )
+from harness.verdict.declared import ClaimSpec, claim_spec, declared_claims
 from harness.verdict.sources import GROUP, POSITIONS, SLICE_KEY
 
-CLAIMS = ("no-complete-recovery", "monotone-degradation", "bottom-worse-than-top", "probe-instability",
-          "separation-order")
+SPECS = declared_claims()  # claims/claims.yaml, read once: the engine's default findings
+CLAIMS = tuple(spec.name for spec in SPECS)
 
 
 # ---------------------------------------------------------------- comparisons
@@ -76,6 +77,7 @@ class Comparison:
     mdd: float | None = None  # minimum detectable difference (INCONCLUSIVE: underpowered or equal?)
     p_support: float = 1.0
     p_contradict: float = 1.0
+    outcome: str = ""  # two boundaries: which of the four outcomes (``outcome_of``)
 
     @property
     def id(self) -> str:
@@ -127,6 +129,13 @@ class Slice:
     predictions: dict[Setting, dict[int, np.ndarray]] | None = field(default=None, repr=False)
     labels: np.ndarray | None = field(default=None, repr=False)
     floor: float | None = None  # the majority-class F1, where known
+    failed: dict[Setting, dict[int, float]] = field(default_factory=dict, repr=False)  # failed runs, out of ``runs``
+
+    def n_failed(self, setting: Setting) -> int:
+        return len(self.failed.get(setting, {}))
+
+    def n_runs(self, setting: Setting) -> int:
+        return len(self.runs.get(setting, {})) + self.n_failed(setting)
 
     def evidence(self, setting: Setting) -> Runs:
         return Runs(self.runs[setting], self.predictions.get(setting) if self.predictions else None)
@@ -140,7 +149,9 @@ class Slice:
 
 
 def slices(frame: pd.DataFrame, predictions: Mapping[str, Prediction] | None = None) -> Iterator[Slice]:
-    """The tidy frame's slices, in the frame's order (plain dicts: thousands of comparisons stay fast).
+    """The tidy frame's slices, in the frame's order (plain dicts: thousands of comparisons stay fast). A row
+    marked ``failed`` (at or below the majority-class F1: ``harness.verdict.sources``) is a failed run: it is
+    kept out of ``runs`` (the F1 comparisons use the runs that trained) and counted in ``failed``.
 
     ``predictions``: identity -> (test labels, predicted labels) of the frame's rows
     (``harness.verdict.sources.load_predictions``); a slice gets them only when every one of its runs has them
@@ -152,10 +163,18 @@ def slices(frame: pd.DataFrame, predictions: Mapping[str, Prediction] | None = N
     labels: dict[tuple, list[np.ndarray]] = defaultdict(list)
     n_test: dict[tuple, float] = {}
     floor: dict[tuple, list[float]] = defaultdict(list)
+    failed: dict[tuple, dict[Setting, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
     has_identity, has_floor = "identity" in frame.columns, "majority_f1" in frame.columns
+    has_failed = "failed" in frame.columns
     for row in frame.itertuples(index=False):
         key = tuple(str(getattr(row, k)) for k in GROUP)
         setting, seed = (row.position, float(row.level)), int(row.seed)
+        runs[key]  # a slice whose every run failed is still a slice
+        if has_failed and bool(row.failed):
+            failed[key][setting][seed] = float(row.f1)
+            if has_floor and math.isfinite(float(row.majority_f1)):
+                floor[key].append(float(row.majority_f1))
+            continue
         runs[key][setting][seed] = float(row.f1)
         n_test[key] = min(n_test.get(key, math.inf), float(row.n_test))
         if has_floor and math.isfinite(float(row.majority_f1)):
@@ -169,9 +188,10 @@ def slices(frame: pd.DataFrame, predictions: Mapping[str, Prediction] | None = N
         shared = labels[key][0] if labels[key] else None
         complete = (len(labels[key]) == n_runs and shared is not None
                     and all(np.array_equal(shared, other) for other in labels[key]))
-        yield Slice(dict(zip(GROUP, key)), dict(by_setting), n_test[key],
+        yield Slice(dict(zip(GROUP, key)), dict(by_setting), n_test.get(key, math.inf),
                     {s: dict(p) for s, p in predicted[key].items()} if complete else None,
-                    shared if complete else None, max(floor[key]) if floor[key] else None)
+                    shared if complete else None, max(floor[key]) if floor[key] else None,
+                    {s: dict(f) for s, f in failed[key].items()})
 
 
 # A run's evidence: (the test set's true labels, the run's predicted labels).
@@ -201,33 +221,76 @@ def position_predictions(piece: Slice) -> list[Ordering]:
     return [(f"{level:.0f}%", ("bottom", level), ("top", level)) for level in levels]
 
 
-ORDERING = {CLAIMS[0]: recovery_predictions, CLAIMS[1]: degradation_predictions, CLAIMS[2]: position_predictions}
+# The registered comparison generators a declared finding names (``comparisons: {generator: ...}``): those of a
+# slice of runs give (stratum, low, high) predictions "F1(low) < F1(high)"; ``probe_against_full`` (claim 4) and
+# ``declared_orderings`` (the analysis' measures, orderings listed in the YAML) are read by their tests.
+COMPARISONS = {"each_corrupted_below_clean": recovery_predictions, "consecutive_steps": degradation_predictions,
+               "bottom_below_top": position_predictions, "each_corrupted_against_clean": recovery_predictions,
+               "probe_against_full": None, "declared_orderings": None}
+# The findings that order F1 on a slice (claims 1-3 as declared): name -> generator.
+ORDERING = {spec.name: COMPARISONS[spec.generator] for spec in SPECS
+            if spec.measure == "f1" and spec.test == "paired_difference"}
 
 
-def _compare(claim: str, piece: Slice, prediction: Ordering, rule: DecisionRule, source: str,
+def outcome_of(spec: ClaimSpec, p_above: dict[float, float], p_below: dict[float, float], alpha: float) -> str:
+    """Two boundaries b0 < b1, tested in fixed order (b0, then b1 only where b0 is cleared: each within alpha):
+    a loss beyond b1 / a real loss within b1 (or of open size) / equivalent to none (within +-b1, no real loss
+    shown) / undecided. One boundary: above / below / undecided."""
+    if len(spec.boundaries) == 1:
+        b = spec.first_boundary
+        return (f"above {b:+g}" if p_above[b] < alpha else f"below {b:+g}" if p_below[b] < alpha else "undecided")
+    b0, b1 = spec.first_boundary, spec.boundaries[1].value
+    if p_above[b0] < alpha:
+        if p_above[b1] < alpha:
+            return f"a loss beyond the margin ({b1:+g})"
+        return (f"a real loss within the margin ({b0:+g} to {b1:+g})" if p_below[b1] < alpha
+                else f"a real loss (above {b0:+g}), its size open")
+    if p_below[b1] < alpha and p_above[-b1] < alpha:
+        return f"equivalent to none (within ±{b1:g})"
+    return "undecided"
+
+
+def _compare(spec: ClaimSpec, piece: Slice, prediction: Ordering, rule: DecisionRule, source: str,
              provisional: bool) -> Comparison:
     stratum, low, high = prediction
     ids = {**piece.keys, "comparison": f"{setting_label(low)}<{setting_label(high)}"}
     common = {"source": source, "stratum": stratum, "provisional": provisional}
-    missing = [setting_label(s) for s in (low, high) if s not in piece.runs]
+    failed_sides = [s for s in (low, high) if piece.n_failed(s)]
+    failed_note = ("; failed runs left out: " + ", ".join(f"{setting_label(s)} {piece.n_failed(s)} of "
+                                                          f"{piece.n_runs(s)}" for s in failed_sides)
+                   if failed_sides else "")
+    missing = [setting_label(s) for s in (low, high) if not piece.runs.get(s)]
     if missing:
-        return Comparison(claim, ids, {}, Verdict.INCONCLUSIVE, f"no run for {' and '.join(missing)}", **common)
-    # claims 1 and 2 predict a loss beyond the margin; claim 3 an order (``harness.verdict.decision``)
-    boundary = rule.equivalence_margin if claim in rule.equivalence_refutes else 0.0
-    decision = decide(piece.evidence(low), piece.evidence(high), piece.n_test, rule, boundary=boundary,
-                      labels=piece.labels, floor=piece.floor)
-    if not decision.values:
-        return Comparison(claim, ids, {}, decision.verdict, decision.detail, **common)
+        why = f"no run{' that trained' if failed_sides else ''} for {' and '.join(missing)}"
+        return Comparison(spec.name, ids, {}, Verdict.INCONCLUSIVE, why + failed_note, **common)
+    evidence = piece.evidence(low), piece.evidence(high)
+    decisions = {b.value: decide(*evidence, piece.n_test, rule, boundary=b.value, labels=piece.labels,
+                                 floor=piece.floor) for b in spec.boundaries}
+    decision = decisions.get(spec.boundary) or decide(*evidence, piece.n_test, rule, boundary=spec.boundary,
+                                                      labels=piece.labels, floor=piece.floor)
+    if not decision.values or "p_support" not in decision.values:
+        return Comparison(spec.name, ids, dict(decision.values), decision.verdict, decision.detail + failed_note,
+                          **common)
+    outcome = ""
+    if len(spec.boundaries) == 2:  # the equivalence side needs the lower bound at -margin too
+        b1 = spec.boundaries[1].value
+        mirror = decide(*evidence, piece.n_test, rule, boundary=-b1, labels=piece.labels, floor=piece.floor)
+        p_above = {b: d.p_support for b, d in decisions.items()} | {-b1: mirror.p_support}
+        p_below = {b: d.p_contradict for b, d in decisions.items()}
+        outcome = outcome_of(spec, p_above, p_below, rule.alpha)
     values = dict(decision.values)
-    values = {setting_label(low): values.pop("low"), setting_label(high): values.pop("high"), **values}
+    values = {setting_label(low): values.pop("low"), setting_label(high): values.pop("high"), **values,
+              "failed_low": piece.n_failed(low), "failed_high": piece.n_failed(high)}
     scores = ", ".join(f"{setting_label(s)} {values[setting_label(s)]:.2f}" for s in (low, high))
-    return Comparison(claim, ids, values, decision.verdict, f"{scores}: {decision.detail}", mdd=decision.mdd,
-                      p_support=decision.p_support, p_contradict=decision.p_contradict, **common)
+    detail = f"{scores}: {decision.detail}" + (f"; outcome: {outcome}" if outcome else "") + failed_note
+    return Comparison(spec.name, ids, values, decision.verdict, detail, mdd=decision.mdd,
+                      p_support=decision.p_support, p_contradict=decision.p_contradict, outcome=outcome, **common)
 
 
-def ordering_comparisons(claim: str, piece: Slice, rule: DecisionRule = DEFAULT_RULE, source: str = "",
+def ordering_comparisons(claim: str | ClaimSpec, piece: Slice, rule: DecisionRule = DEFAULT_RULE, source: str = "",
                          provisional: bool = False) -> list[Comparison]:
-    return [_compare(claim, piece, p, rule, source, provisional) for p in ORDERING[claim](piece)]
+    spec = claim if isinstance(claim, ClaimSpec) else claim_spec(claim, SPECS)
+    return [_compare(spec, piece, p, rule, source, provisional) for p in COMPARISONS[spec.generator](piece)]
 
 
 # ---------------------------------------------------------------- claim 4: tests valid at 3 seeds
@@ -274,13 +337,13 @@ def _noise_means(piece: Slice, rng: np.random.Generator, resamples: int, run_sd:
     return means
 
 
-def _violation_rate(probe: Slice, full: Slice, ids: dict, rule: DecisionRule, source: str,
+def _violation_rate(name: str, probe: Slice, full: Slice, ids: dict, rule: DecisionRule, source: str,
                     provisional: bool) -> Comparison:
     pairs_probe, pairs_full = _ordering_pairs(probe), _ordering_pairs(full)
     ids = {**ids, "comparison": "violation-rate"}
     common = {"source": source, "stratum": "violation rate", "provisional": provisional}
     if not pairs_probe or not pairs_full:
-        return Comparison(CLAIMS[3], ids, {}, Verdict.INCONCLUSIVE, "no ordering to test in one of the two slices",
+        return Comparison(name, ids, {}, Verdict.INCONCLUSIVE, "no ordering to test in one of the two slices",
                           **common)
     seeds = _common_seeds(probe, full)
     if len(seeds) >= 2:
@@ -309,22 +372,25 @@ def _violation_rate(probe: Slice, full: Slice, ids: dict, rule: DecisionRule, so
     detail = (f"orderings of claims 1-3 broken: probe {observed['probe']:.0%} of {len(pairs_probe)}, full "
               f"{observed['full']:.0%} of {len(pairs_full)} ({how}: p(probe more) = {p_support:.3g}, "
               f"p(probe fewer) = {p_contradict:.3g})")
-    return Comparison(CLAIMS[3], ids, values, rule.verdict_of(p_support, p_contradict), detail,
+    return Comparison(name, ids, values, rule.verdict_of(p_support, p_contradict), detail,
                       p_support=p_support, p_contradict=p_contradict, **common)
 
 
-def spread_f_test(probe_var: float, full_var: float, df: int, rule: DecisionRule) -> tuple[float, float, float]:
-    """One-sided p-values of 'probe varies more' and 'less' (F on ``df``, ``df``), and the SD ratio the
-    test detects at ``rule.power``."""
+def spread_f_test(probe_var: float, full_var: float, df: int, rule: DecisionRule, margin: float = 1.0
+                  ) -> tuple[float, float, float]:
+    """One-sided p-values of 'probe's seed SD above full's' (F on ``df``, ``df`` at ratio 1) and of 'below
+    ``margin`` times full's' (the SD ratio shown under the margin: not "highly unstable"), and the SD ratio the
+    first test detects at ``rule.power``."""
     f = stats.f(df, df)
     ratio = probe_var / full_var if full_var > 0 else (math.inf if probe_var > 0 else 1.0)
     detectable = math.sqrt(f.ppf(1 - rule.alpha) / f.ppf(1 - rule.power))
-    return float(f.sf(ratio)), float(f.cdf(ratio)), detectable
+    return float(f.sf(ratio)), float(f.cdf(ratio / margin ** 2)), detectable
 
 
-def _seed_spread(probe: Slice, full: Slice, ids: dict, rule: DecisionRule, source: str,
+def _seed_spread(spec: ClaimSpec, probe: Slice, full: Slice, ids: dict, rule: DecisionRule, source: str,
                  provisional: bool) -> Comparison | None:
-    """Seed variance per setting, probe vs full, pooled over settings: an F-test on the df of one setting."""
+    """Seed variance per setting, probe vs full, pooled over settings: an F-test on the df of one setting, at
+    ratio 1 for support and at the declared margin (``seed_sd_ratio``) for contradiction ("as stable")."""
     seeds = _common_seeds(probe, full)
     if len(seeds) < 2:
         return None  # one run per value has no spread (the violation rate still speaks)
@@ -334,22 +400,28 @@ def _seed_spread(probe: Slice, full: Slice, ids: dict, rule: DecisionRule, sourc
     # The settings share their seeds (data order, head init), so their variances are not independent:
     # the pooled variance is credited with one setting's k - 1 df, the honest floor.
     df = len(seeds) - 1
-    p_support, p_contradict, detectable = spread_f_test(variance["probe"], variance["full"], df, rule)
+    margin = spec.margin("seed_sd_ratio", 1.0)
+    p_support, p_contradict, detectable = spread_f_test(variance["probe"], variance["full"], df, rule, margin)
     probe_sd, full_sd = math.sqrt(variance["probe"]), math.sqrt(variance["full"])
     values = {"probe_seed_sd": probe_sd, "full_seed_sd": full_sd, "n_settings": len(settings), "n_seeds": len(seeds),
-              "df": df, "detectable_sd_ratio": detectable, "p_support": p_support, "p_contradict": p_contradict}
+              "df": df, "detectable_sd_ratio": detectable, "margin_sd_ratio": margin, "p_support": p_support,
+              "p_contradict": p_contradict}
     verdict = rule.verdict_of(p_support, p_contradict)
     detail = (f"seed SD pooled over {len(settings)} settings: probe {probe_sd:.2f} vs full {full_sd:.2f} (F-test on "
-              f"{df}, {df} df, settings sharing seeds: p(probe more) = {p_support:.3g}, p(less) = {p_contradict:.3g})")
+              f"{df}, {df} df, settings sharing seeds: p(probe more) = {p_support:.3g}, p(probe under {margin:g}x "
+              f"full: as stable) = {p_contradict:.3g})")
     if verdict is Verdict.INCONCLUSIVE:
-        detail += f"; detectable at 80% power: an SD ratio of {detectable:.2g} either way"
-    return Comparison(CLAIMS[3], {**ids, "comparison": "seed-sd"}, values, verdict, detail, source, "seed spread",
+        detail += (f"; detectable at 80% power: an SD ratio of {detectable:.2g}; 'as stable' needs the ratio shown "
+                   f"under {margin:g}, which {df} df " + ("cannot show at any ratio" if stats.f(df, df).cdf(
+                       1 / margin ** 2) < 0.5 * rule.alpha else "can show") + " here")
+    return Comparison(spec.name, {**ids, "comparison": "seed-sd"}, values, verdict, detail, source, "seed spread",
                       provisional, p_support=p_support, p_contradict=p_contradict)
 
 
 def probe_instability(pieces: list[Slice], rule: DecisionRule = DEFAULT_RULE, source: str = "",
-                      under_trained: Collection[tuple] = ()) -> list[Comparison]:
+                      under_trained: Collection[tuple] = (), spec: ClaimSpec | None = None) -> list[Comparison]:
     """Linear probe less stable than full fine-tuning on the same model and dataset (Section 4.3)."""
+    spec = spec or claim_spec("probe-instability", SPECS)
     full = {(p.keys["model"], p.keys["dataset"], p.keys["pooling"]): p for p in pieces if p.keys["mode"] == "full"}
     found = []
     for probe in (p for p in pieces if p.keys["mode"] == "probe"):
@@ -357,61 +429,158 @@ def probe_instability(pieces: list[Slice], rule: DecisionRule = DEFAULT_RULE, so
         partner = full.get(key)
         ids = {**probe.keys, "table": probe.keys["table"] + (f"-vs-{partner.keys['table']}" if partner else "")}
         if partner is None:
-            found.append(Comparison(CLAIMS[3], {**ids, "comparison": "violation-rate"}, {}, Verdict.INCONCLUSIVE,
+            found.append(Comparison(spec.name, {**ids, "comparison": "violation-rate"}, {}, Verdict.INCONCLUSIVE,
                                     f"no full fine-tuning slice of {'/'.join(key)} to compare with", source,
                                     "violation rate"))
             continue
         provisional = probe.slice_key in under_trained or partner.slice_key in under_trained
-        found.append(_violation_rate(probe, partner, ids, rule, source, provisional))
-        spread = _seed_spread(probe, partner, ids, rule, source, provisional)
+        found.append(_violation_rate(spec.name, probe, partner, ids, rule, source, provisional))
+        spread = _seed_spread(spec, probe, partner, ids, rule, source, provisional)
         found += [spread] if spread else []
     return found
 
 
-# ---------------------------------------------------------------- claim 5: Figure 1's reading, measured
+# ---------------------------------------------------------------- the analysis' measures (claim 5, seed paper 003)
 
-# (stratum, low, high, weak): the prediction separation(low) < separation(high), or <= where weak
-SEPARATION_ORDER = (("top ≤ clean", "top", "clean", True), ("bottom < top", "bottom", "top", False),
-                    ("100% ≤ bottom", "100%", "bottom", True))
+
+def _selector(name: str, spec: ClaimSpec) -> tuple[str, str]:
+    """``"clean before"`` -> (clean, before); a bare setting reads the finding's (last) moment."""
+    setting, _, moment = name.rpartition(" ") if name.rsplit(" ", 1)[-1] in ("before", "after") else (name, "", "")
+    return setting, moment or spec.moments[-1]
+
+
+def _label(side: tuple[str, str], spec: ClaimSpec) -> str:
+    """A selector's name in ids and values: the setting, and its moment where the finding reads two."""
+    return f"{side[0]} {side[1]}" if len(spec.moments) > 1 else side[0]
+
+
+def analysis_orderings(spec: ClaimSpec, analysis: pd.DataFrame | None, source: str,
+                       rule: DecisionRule = DEFAULT_RULE) -> list[Comparison]:
+    """A finding on the final layer's representation measures (``harness.verdict.sources.load_analysis``: setting,
+    seed, moment, measure, value), its orderings declared in the YAML, paired over seeds (the measures have no
+    test-set noise model, so >= 2 seeds are needed); ``percent_of_clean`` scales by the clean model's mean."""
+    ids = {"table": "analysis", "model": "-", "dataset": "-"}
+    chosen = None if analysis is None else analysis[analysis["measure"] == spec.measure]
+    if chosen is None or chosen.empty:
+        why = ("the paper prints only pictures (Figure 1): it gives no numbers to test" if source == "paper" else
+               f"no representation analysis of {spec.measure} in this source (a profile without `analysis:`, or "
+               "analysis.csv missing)")
+        return [Comparison(spec.name, {**ids, "comparison": "nothing"}, {}, Verdict.INCONCLUSIVE, why, source, "nothing")]
+    ids = {**ids, "model": analysis.attrs.get("model", "-"), "dataset": analysis.attrs.get("dataset", "-")}
+    runs = {(setting, moment): dict(zip(piece["seed"].astype(int), piece["value"].astype(float)))
+            for (setting, moment), piece in chosen.groupby(["setting", "moment"])}
+    clean = float(np.mean(list(runs.get(("clean", spec.moments[-1]), {}).values()) or [math.nan]))
+    percent = spec.scale == "percent_of_clean"
+    margin = spec.margin("weak_order", 0.0)
+    found = []
+    for order in spec.orderings:
+        low, high = _selector(order.low, spec), _selector(order.high, spec)
+        case = {**ids, "comparison": f"{_label(low, spec)}<{'=' if order.weak else ''}{_label(high, spec)}".replace(" ", "-")}
+        common = {"source": source, "stratum": order.stratum}
+        missing = [_label(s, spec) for s in (low, high) if s not in runs]
+        paired = set(runs.get(low, {})) & set(runs.get(high, {}))
+        if missing or len(paired) < 2 or (percent and not clean > 0):
+            why = (f"no analysed cell for {' and '.join(missing)}" if missing else
+                   f"{len(paired)} seed(s) in common: a verdict on {spec.measure} needs >= 2 (no test-set noise model)"
+                   if len(paired) < 2 else
+                   "no label pair is linearly separable in the clean model's final layer: the measure is 0 and "
+                   "cannot order the settings at this size")
+            found.append(Comparison(spec.name, case, {}, Verdict.INCONCLUSIVE, why, **common))
+            continue
+        scaled = {s: {seed: (100.0 * v / clean if percent else v) for seed, v in runs[s].items()} for s in (low, high)}
+        # a weak order ("<=") holds unless low exceeds high by more than the margin; a strict one needs a gap.
+        # 0 is the separation's floor (no label pair separable): two zeros order nothing.
+        decision = decide(scaled[low], scaled[high], math.inf, rule, boundary=-margin if order.weak else 0.0,
+                          floor=0.0, run_sd=None)
+        unit = " %" if percent else ""
+        values = {f"{_label(low, spec)}{unit}": decision.values.get("low", math.nan),
+                  f"{_label(high, spec)}{unit}": decision.values.get("high", math.nan),
+                  **{k: v for k, v in decision.values.items() if k not in ("low", "high")}}
+        detail = (f"final-layer {spec.measure}{' in % of clean' if percent else ''}: {_label(low, spec)} "
+                  f"{values[f'{_label(low, spec)}{unit}']:.3g}, {_label(high, spec)} {values[f'{_label(high, spec)}{unit}']:.3g}: "
+                  f"{decision.detail}")
+        found.append(Comparison(spec.name, case, values, decision.verdict, detail, mdd=decision.mdd,
+                                p_support=decision.p_support, p_contradict=decision.p_contradict, **common))
+    return found
 
 
 def separation_order(separation: pd.DataFrame | None, source: str, rule: DecisionRule = DEFAULT_RULE) -> list[Comparison]:
-    """Claim 5 on the final layer's separation (``harness.verdict.sources.load_analysis``: setting, seed, separation)."""
-    ids = {"table": "analysis", "model": "-", "dataset": "-"}
-    if separation is None or separation.empty:
-        why = ("the paper prints only pictures (Figure 1): it gives no numbers to test" if source == "paper" else
-               "no representation analysis in this source (a profile without `analysis:`, or analysis.csv missing)")
-        return [Comparison(CLAIMS[4], {**ids, "comparison": "nothing"}, {}, Verdict.INCONCLUSIVE, why, source, "nothing")]
-    ids = {**ids, "model": separation.attrs.get("model", "-"), "dataset": separation.attrs.get("dataset", "-")}
-    runs = {setting: dict(zip(piece["seed"].astype(int), piece["separation"].astype(float)))
-            for setting, piece in separation.groupby("setting")}
-    clean = float(np.mean(list(runs.get("clean", {}).values()) or [math.nan]))
+    """Claim 5 as declared (``separation-order``) on an analysis frame (``load_analysis``)."""
+    return analysis_orderings(claim_spec("separation-order", SPECS), separation, source, rule)
+
+
+# ---------------------------------------------------------------- failed runs, their own outcome
+
+
+def failure_rates(spec: ClaimSpec, pieces: list[Slice], source: str, rule: DecisionRule = DEFAULT_RULE
+                  ) -> list[Comparison]:
+    """Per corrupted setting: do its runs fail (at or below the majority-class F1) more often than the clean
+    model's? Counts pooled over every slice of the finding's mode; a one-sided exact test (Fisher's) on the 2x2."""
+    mine = [p for p in pieces if p.keys["mode"] in spec.modes]
+    counts: dict[str, list] = {}
+    for piece in mine:
+        every_setting = replace(piece, runs={**dict.fromkeys(piece.failed, {}), **piece.runs})  # all-failed ones too
+        for stratum, setting, clean in COMPARISONS[spec.generator](every_setting):
+            entry = counts.setdefault(stratum, [0, 0, 0, 0, setting_label(setting), []])
+            entry[0] += piece.n_failed(setting)
+            entry[1] += piece.n_runs(setting)
+            entry[2] += piece.n_failed(clean)
+            entry[3] += piece.n_runs(clean)
+            entry[5].append(piece.keys["dataset"])
+    ids = {"table": "failed-runs", "model": "-", "dataset": "-"}
+    if not counts:
+        return [Comparison(spec.name, {**ids, "comparison": "nothing"}, {}, Verdict.INCONCLUSIVE,
+                           "no slice with corrupted settings in this source", source, "nothing")]
     found = []
-    for stratum, low, high, weak in SEPARATION_ORDER:
-        case = {**ids, "comparison": f"{low}<{'=' if weak else ''}{high}"}
-        common = {"source": source, "stratum": stratum}
-        missing = [s for s in (low, high) if s not in runs]
-        paired = set(runs.get(low, {})) & set(runs.get(high, {}))
-        if missing or len(paired) < 2 or not clean > 0:
-            why = (f"no analysed cell for {' and '.join(missing)}" if missing else
-                   f"{len(paired)} seed(s) in common: a separation verdict needs >= 2 (margins have no test-set noise "
-                   "model)" if len(paired) < 2 else
-                   "no label pair is linearly separable in the clean model's final layer: the measure is 0 and "
-                   "cannot order the settings at this size")
-            found.append(Comparison(CLAIMS[4], case, {}, Verdict.INCONCLUSIVE, why, **common))
+    for stratum, (failed, runs, clean_failed, clean_runs, label, datasets) in counts.items():
+        case = {**ids, "comparison": f"{label}-fails-more"}
+        values = {"failed": failed, "runs": runs, "clean_failed": clean_failed, "clean_runs": clean_runs,
+                  "rate": failed / runs if runs else math.nan,
+                  "clean_rate": clean_failed / clean_runs if clean_runs else math.nan}
+        table = [[failed, runs - failed], [clean_failed, clean_runs - clean_failed]]
+        if not runs or not clean_runs or failed + clean_failed == 0:
+            found.append(Comparison(spec.name, case, values, Verdict.INCONCLUSIVE,
+                                    f"no failed run in {runs} {stratum} and {clean_runs} clean runs "
+                                    f"({len(set(datasets))} dataset(s)): no rate to compare", source, stratum))
             continue
-        percent = {s: {seed: 100.0 * v / clean for seed, v in runs[s].items()} for s in (low, high)}
-        # a weak order ("<=") holds unless low exceeds high by more than the margin; a strict one needs a gap.
-        # Separation 0 is the measure's floor (no label pair separable): two zeros order nothing.
-        decision = decide(percent[low], percent[high], math.inf, rule.for_separation(),
-                          boundary=-rule.separation_margin if weak else 0.0, floor=0.0, run_sd=None)
-        values = {f"{low} %": decision.values.get("low", math.nan), f"{high} %": decision.values.get("high", math.nan),
-                  **{k: v for k, v in decision.values.items() if k not in ("low", "high")}}
-        detail = (f"final-layer separation in % of clean: {low} {values[f'{low} %']:.1f}, {high} "
-                  f"{values[f'{high} %']:.1f}: {decision.detail}")
-        found.append(Comparison(CLAIMS[4], case, values, decision.verdict, detail, mdd=decision.mdd,
-                                p_support=decision.p_support, p_contradict=decision.p_contradict, **common))
+        p_support = float(stats.fisher_exact(table, alternative="greater")[1])
+        p_contradict = float(stats.fisher_exact(table, alternative="less")[1])
+        detail = (f"failed runs: {stratum} {failed} of {runs}, clean {clean_failed} of {clean_runs} "
+                  f"({len(set(datasets))} dataset(s); Fisher's exact test: p(more) = {p_support:.3g}, "
+                  f"p(fewer) = {p_contradict:.3g})")
+        found.append(Comparison(spec.name, case, {**values, "p_support": p_support, "p_contradict": p_contradict},
+                                rule.verdict_of(p_support, p_contradict), detail, source, stratum,
+                                p_support=p_support, p_contradict=p_contradict))
     return found
+
+
+# ---------------------------------------------------------------- the registered tests
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a test reads of one source: its slices, the representation analysis, and how it is read."""
+
+    pieces: list[Slice]
+    analysis: pd.DataFrame | None
+    source: str
+    rule: DecisionRule
+    under_trained: frozenset
+
+
+def _paired_difference(spec: ClaimSpec, evidence: Evidence) -> list[Comparison]:
+    if spec.measure != "f1":
+        return analysis_orderings(spec, evidence.analysis, evidence.source, evidence.rule)
+    return [c for piece in evidence.pieces if piece.keys["mode"] in spec.modes
+            for c in ordering_comparisons(spec, piece, evidence.rule, evidence.source,
+                                          piece.slice_key in evidence.under_trained)]
+
+
+TESTS = {
+    "paired_difference": _paired_difference,
+    "instability": lambda spec, e: probe_instability(e.pieces, e.rule, e.source, e.under_trained, spec),
+    "failure_rate": lambda spec, e: failure_rates(spec, e.pieces, e.source, e.rule),
+}
 
 
 def votes_of(comparisons: list[Comparison]) -> list[Vote]:
@@ -430,14 +599,15 @@ def votes_of(comparisons: list[Comparison]) -> list[Vote]:
     return found
 
 
-def after_holm(comparisons: list[Comparison], rule: DecisionRule = DEFAULT_RULE) -> list[Comparison]:
+def after_holm(comparisons: list[Comparison], rule: DecisionRule = DEFAULT_RULE,
+               specs: tuple[ClaimSpec, ...] = SPECS) -> list[Comparison]:
     """Each comparison's verdict as its claim decides it: a contradiction stands only where it survives
     Holm over the claim's votes (``harness.verdict.decision.claim_verdict``); the others read INCONCLUSIVE, with
     the adjusted p-value. So a case fails under pytest exactly when its claim is CONTRADICTED by it."""
     adjusted: dict[int, float] = {}
-    for claim in CLAIMS:
-        mine = [c for c in comparisons if c.claim == claim]
-        decided = claim_verdict(votes_of(mine), rule)
+    for spec in specs:
+        mine = [c for c in comparisons if c.claim == spec.name]
+        decided = claim_verdict(votes_of(mine), rule, spec.quantifier)
         adjusted |= {id(c): p for c, p in zip(mine, decided.adjusted_contradict)}
     found = []
     for c in comparisons:
@@ -451,26 +621,31 @@ def after_holm(comparisons: list[Comparison], rule: DecisionRule = DEFAULT_RULE)
 
 def evaluate_claims(frame: pd.DataFrame, source_kind: str, rule: DecisionRule = DEFAULT_RULE,
                     under_trained: Collection[tuple] = (), separation: pd.DataFrame | None = None,
-                    predictions: Mapping[str, Prediction] | None = None) -> list[Comparison]:
-    """Every comparison of the five claims, with verdicts after the claim's multiplicity rule; a claim
-    with nothing to compare gets one INCONCLUSIVE comparison saying so (an empty claim must not look
-    like a pass).
+                    predictions: Mapping[str, Prediction] | None = None,
+                    specs: tuple[ClaimSpec, ...] = SPECS) -> list[Comparison]:
+    """Every comparison of every declared finding (``specs``: claims/claims.yaml), with verdicts after the
+    claim's multiplicity rule; a finding with nothing to compare gets one INCONCLUSIVE comparison saying so (an
+    empty claim must not look like a pass).
 
-    ``frame``: the tidy F1 frame (``harness.verdict.sources``); ``predictions``: identity -> (labels, predicted)
-    of its rows (``harness.verdict.sources.load_predictions``: the test-set term by bootstrap); ``separation``:
-    the final layer's separation per setting and seed (``harness.verdict.sources.load_analysis``), for claim 5.
-    ``under_trained``: slice keys (model, dataset, pooling, mode) whose comparisons are PROVISIONAL.
+    ``frame``: the tidy F1 frame (``harness.verdict.sources``; rows marked ``failed`` are failed runs);
+    ``predictions``: identity -> (labels, predicted) of its rows (``harness.verdict.sources.load_predictions``: the
+    test-set term by bootstrap); ``separation``: the final layer's representation measures
+    (``harness.verdict.sources.load_analysis``); ``under_trained``: slice keys (model, dataset, pooling, mode)
+    whose comparisons are PROVISIONAL.
     """
-    under_trained = {tuple(map(str, key)) for key in under_trained}
-    pieces = list(slices(frame, predictions))
-    found = [c for piece in pieces if piece.keys["mode"] == "full" for claim in ORDERING
-             for c in ordering_comparisons(claim, piece, rule, source_kind, piece.slice_key in under_trained)]
-    found += probe_instability(pieces, rule, source_kind, under_trained)
-    found += separation_order(separation, source_kind, rule)
-    for claim in CLAIMS:
-        if not any(c.claim == claim for c in found):
-            what = "linear-probe slice" if claim == CLAIMS[3] else "full fine-tuning slice with corrupted settings"
-            found.append(Comparison(claim, {"table": "-", "model": "-", "dataset": "-", "comparison": "nothing"}, {},
-                                    Verdict.INCONCLUSIVE, f"no {what} in this source", source_kind, "nothing"))
-    found = sorted(found, key=lambda c: CLAIMS.index(c.claim))  # stable: each claim's comparisons in their order
-    return after_holm(found, rule)
+    evidence = Evidence(list(slices(frame, predictions)), separation, source_kind, rule,
+                        frozenset(tuple(map(str, key)) for key in under_trained))
+    found = []
+    for spec in specs:
+        if spec.test not in TESTS:
+            raise BadInput(f"claim {spec.name}: no registered test {spec.test!r} (registered: {sorted(TESTS)})")
+        if spec.generator not in COMPARISONS:
+            raise BadInput(f"claim {spec.name}: no registered generator {spec.generator!r} "
+                           f"(registered: {sorted(COMPARISONS)})")
+        mine = TESTS[spec.test](spec, evidence)
+        if not mine:
+            what = "linear-probe slice" if "probe" in spec.modes else "slice with corrupted settings"
+            mine = [Comparison(spec.name, {"table": "-", "model": "-", "dataset": "-", "comparison": "nothing"}, {},
+                               Verdict.INCONCLUSIVE, f"no {what} in this source", source_kind, "nothing")]
+        found += mine
+    return after_holm(found, rule, specs)

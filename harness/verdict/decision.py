@@ -34,9 +34,10 @@ Holm's step-down needs were twice too light in the calibration (1.2% below p = 0
 **A claim** (``claim_verdict``): contradictions are decided over all of a claim's comparisons at
 once with Holm's step-down, so the family-wise rate of a false CONTRADICTED is at
 most ``alpha`` however many strata and datasets the grid has; one contradiction that survives it
-refutes the claim ("never", "every"). A stratum is SUPPORTED when at least ``stratum_min_share`` of
-its votes support it and none is contradicted; the claim is SUPPORTED only when every stratum is
-(an intersection-union test: no correction needed). A vote is one (model, dataset, comparison):
+refutes the claim ("never", "every"). A stratum of a universal claim (declared ``every``) is SUPPORTED when
+every one of its votes supports it, of an ``average`` claim when at least ``stratum_min_share`` do, and none
+is contradicted; the claim is SUPPORTED only when every stratum is (an intersection-union test: no correction
+needed). A vote is one (model, dataset, comparison):
 the same comparison read from two poolings or two copies of a table counts once, at its weaker
 reading. ``harness.verdict.calibration`` measures all these error rates by simulation.
 """
@@ -77,10 +78,6 @@ class DecisionRule:
     # BERT's own seed-to-seed spread on these tasks is 1-2 points (Mosbach et al., 2021; Dodge et al.,
     # 2020), so a smaller gap is no practical loss. It is the boundary of claims 1 and 2.
     equivalence_margin: float = 1.0
-    # Claims whose prediction is a loss beyond the margin (boundary +margin) rather than a mere order.
-    # Claim 3 (bottom worse than top) is not among them: at high levels both corruptions reach the
-    # same floor (the 100% model), where equality is expected rather than a refutation.
-    equivalence_refutes: tuple[str, ...] = ("no-complete-recovery", "monotone-degradation")
     # One run per value (the paper's tables, a one-seed grid): the run-to-run SD of one score on a
     # fixed test set, assumed because one run cannot measure it: the low end of BERT's 1-2 F1 points
     # (above), so one-run verdicts are as decisive as that noise allows and no more. A difference of
@@ -90,23 +87,15 @@ class DecisionRule:
     # i.e. ~2% on an SE; fixed seed, so the same records give the same verdict.
     test_resamples: int = 1000
     resampling_seed: int = 0
-    # A stratum is SUPPORTED when at least half its votes support it and none is contradicted (the
-    # paper states its trends "generally"); its weakness is then the votes that stay undecided.
+    # A stratum of a finding declared "on average" (claims/claims.yaml: quantifier) is SUPPORTED when at least
+    # half its votes support it and none is contradicted; a universal one ("never", "every") needs every vote.
     stratum_min_share: float = 0.5
     # Both scores within this many F1 points of the floor (the majority-class F1, or 0): a floor,
     # where a difference says nothing about healing (two failed runs are equal for a trivial reason).
     floor_tolerance: float = 0.5
-    # Claim 5 (label separation, in percent of the clean model's): the margin of its weak orderings.
-    # Margin widths have no reference noise like F1's, so it is stated, not fitted: a tenth of the
-    # clean model's own separation is far below the differences Figure 1 is read for.
-    separation_margin: float = 10.0
     # Claim 4's violation rate on one-run tables: parametric resamples of the assumed noise; enough
     # for a p-value near 0.05 to be stable to +-0.005.
     resamples: int = 2000
-
-    def for_separation(self) -> "DecisionRule":
-        """The same rule with claim 5's margin (percent of the clean model's separation)."""
-        return replace(self, equivalence_margin=self.separation_margin)
 
     def verdict_of(self, p_support: float, p_contradict: float) -> Verdict:
         if p_support < self.alpha:
@@ -339,8 +328,12 @@ def _merge_unit(votes: list[Vote]) -> Vote:
                 max(v.p_support for v in votes), min(v.p_contradict for v in votes), any(v.tested for v in votes))
 
 
-def claim_verdict(votes: Sequence[Vote], rule: DecisionRule = DEFAULT_RULE) -> ClaimDecision:
-    """A claim's headline from its votes: Holm over contradictions, every stratum for support."""
+def claim_verdict(votes: Sequence[Vote], rule: DecisionRule = DEFAULT_RULE, quantifier: str = "every"
+                  ) -> ClaimDecision:
+    """A claim's headline from its votes: Holm over contradictions, every stratum for support; within a stratum,
+    ``every`` vote must support (intersection-union: "never", "every", "is worse") or, for a claim stated
+    ``average``, at least ``rule.stratum_min_share`` of them."""
+    share = 1.0 if quantifier == "every" else rule.stratum_min_share
     units: dict[tuple[str, str], list[Vote]] = {}
     for vote in votes:
         units.setdefault((vote.stratum, vote.unit), []).append(vote)
@@ -359,11 +352,12 @@ def claim_verdict(votes: Sequence[Vote], rule: DecisionRule = DEFAULT_RULE) -> C
         if c:
             verdict, why = Verdict.CONTRADICTED, (f"{c}/{n} contradicted after Holm over the claim's {len(merged)} "
                                                   f"votes (smallest adjusted p = {min_p:.3g})")
-        elif s >= rule.stratum_min_share * n:
-            verdict, why = Verdict.SUPPORTED, f"{s}/{n} support (>= {rule.stratum_min_share:.0%}), none contradicted"
+        elif s >= share * n:
+            verdict, why = Verdict.SUPPORTED, (f"{s}/{n} support ({'every unit' if share == 1 else f'>= {share:.0%}'}"
+                                               "), none contradicted")
         else:
-            verdict, why = Verdict.INCONCLUSIVE, (f"{s}/{n} support (< {rule.stratum_min_share:.0%}), none "
-                                                  "contradicted after Holm")
+            verdict, why = Verdict.INCONCLUSIVE, (f"{s}/{n} support ({'every unit needed' if share == 1 else f'< {share:.0%}'}"
+                                                  "), none contradicted after Holm")
         strata.append(StratumVerdict(name, verdict, s, c, n - s - c, why, float(min_p)))
     decisive = weakest(strata)
     verdict = decisive.verdict if decisive else Verdict.INCONCLUSIVE

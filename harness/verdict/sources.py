@@ -26,6 +26,7 @@ from harness.method.record import read_record, record_file
 REPO = Path(__file__).resolve().parents[2]
 PAPER_TABLES = REPO / "claims" / "paper_tables.csv"
 RESULTS = REPO / "results" / "cells.csv"
+DATA = REPO / "data"  # the datasets (`dvc pull`): the paper's majority-class F1 per dataset
 ANALYSIS = REPO / "results" / "analysis.csv"  # with analysis.json beside it (harness.beyond.analysis)
 
 GROUP = ["table", "model", "dataset", "pooling", "mode"]
@@ -33,7 +34,7 @@ SLICE_KEY = ["model", "dataset", "pooling", "mode"]  # what the convergence diag
 TIDY = GROUP + ["position", "level", "seed", "n_test", "f1"]
 # Our grid's rows also say where their evidence is: the record (identity), the epoch the protocol read,
 # and the majority-class F1 (the floor); the paper's rows leave them empty.
-EVIDENCE = ["identity", "epoch", "majority_f1"]
+EVIDENCE = ["identity", "epoch", "majority_f1", "failed"]
 POSITIONS = ("none", "bottom", "top", "all")
 METRICS = ("best", "selected")
 SOURCES = ("paper", "results")
@@ -53,8 +54,10 @@ def _require(frame: pd.DataFrame, columns: Iterable[str], where: str) -> None:
         raise BadInput(f"{where} lacks column(s) {missing}; it has {list(frame.columns)}")
 
 
-def paper_frame(tables: pd.DataFrame, where: str = "paper tables") -> pd.DataFrame:
-    """The transcribed Tables 2-5 (``table,model,dataset,position,level,f1``) as a tidy frame."""
+def paper_frame(tables: pd.DataFrame, where: str = "paper tables", majority_f1: dict[str, float] | None = None
+                ) -> pd.DataFrame:
+    """The transcribed Tables 2-5 (``table,model,dataset,position,level,f1``) as a tidy frame; ``majority_f1``
+    (dataset -> the majority-class F1, ``dataset_majority_f1``) marks the values at or below it as failed runs."""
     _require(tables, ["table", "model", "dataset", "position", "level", "f1"], where)
     bad_table = sorted(set(tables["table"].tolist()) - set(PAPER_PROTOCOL))
     bad_position = sorted(set(tables["position"].tolist()) - set(POSITIONS))
@@ -71,8 +74,38 @@ def paper_frame(tables: pd.DataFrame, where: str = "paper tables") -> pd.DataFra
     protocol = tables["table"].map(PAPER_PROTOCOL)
     frame = tables.assign(table="T" + tables["table"].astype(str), pooling=protocol.str[0], mode=protocol.str[1],
                           level=tables["level"].astype(float), seed=0, n_test=tables["dataset"].map(PAPER_TEST_SIZES),
-                          f1=tables["f1"].astype(float), identity="", epoch=0, majority_f1=float("nan"))
+                          f1=tables["f1"].astype(float), identity="", epoch=0,
+                          majority_f1=tables["dataset"].map(majority_f1 or {}).astype(float))
+    # the failed-run rule read the same way as on our runs: at or below what a guess scores
+    frame = frame.assign(failed=frame["f1"] <= frame["majority_f1"].fillna(-math.inf))
     return frame[TIDY + EVIDENCE].reset_index(drop=True)
+
+
+def guess_f1(shares: Iterable[float]) -> float:
+    """Weighted F1 (percent) a run reaches without learning, on a test set with these label shares: the larger of
+    always predicting the most frequent label (that label's F1 2p / (1 + p), weighted by its share p; the others
+    0) and guessing at the label rates (sum of p^2). A run at or below it is a failed run (Mosbach et al. 2021
+    count runs at or below the majority class; a collapsed run that still predicts a few other labels lands
+    between the two, as the paper's 33.97 on balanced IMDB and 44.78 on SST-2 do)."""
+    shares = np.asarray(list(shares), dtype=float)
+    p = float(shares.max())
+    return 100.0 * max(p * 2 * p / (1 + p), float(np.sum(shares ** 2)))
+
+
+def labels_guess_f1(labels: np.ndarray) -> float:
+    return guess_f1(np.bincount(labels) / len(labels))
+
+
+def dataset_majority_f1(data_dir: str | Path) -> dict[str, float]:
+    """What a guess scores (``guess_f1``) on each dataset under ``data_dir`` (its labels pooled over the upstream
+    splits that carry them), for the paper's tables, which print no run status; {} where the data is not there."""
+    found = {}
+    for dataset in PAPER_TEST_SIZES | {"mrpc": 0, "rte": 0}:
+        files = sorted(Path(data_dir, dataset).glob("*.parquet"))
+        labels = pd.concat([pd.read_parquet(f, columns=["label"])["label"] for f in files]) if files else None
+        if labels is not None and len(labels):
+            found[dataset] = guess_f1(labels.value_counts(normalize=True).tolist())
+    return found
 
 
 RESULT_COLUMNS = ["model", "dataset", "position", "level", "pooling", "mode", "lr", "seed", "n_test", "status",
@@ -105,8 +138,17 @@ def results_frame(cells: pd.DataFrame, metric: str = "selected", where: str = "r
     usable = usable.assign(**{k: v for k, v in optional.items() if k not in usable.columns})
     frame = usable.assign(table=usable["pooling"] + "-" + usable["mode"], f1=usable[score].astype(float),
                           level=usable["level"].astype(float), identity=usable["identity"].astype(object).where(usable["identity"].notna(), "").astype(str),
-                          epoch=usable[EPOCH_OF[metric]], majority_f1=usable["majority_f1"].astype(float))[TIDY + EVIDENCE]
+                          epoch=usable[EPOCH_OF[metric]], majority_f1=usable["majority_f1"].astype(float),
+                          # A failed run (Mosbach et al. 2021): its status says so, or its score as read is at or
+                          # below the majority class.
+                          failed=(usable["status"] == "failed_run")
+                          | (usable[score].astype(float) <= usable["majority_f1"].astype(float).fillna(-math.inf))
+                          )[TIDY + EVIDENCE]
     frame = frame.sort_values(GROUP + ["seed", "level"], kind="stable").reset_index(drop=True)
+    failed = int(frame["failed"].sum())
+    if failed:
+        notes.append(f"{where}: {failed} of {len(frame)} run(s) failed (at or below the majority-class F1): left out "
+                     "of the F1 comparisons, counted by `failed-runs`")
     frame.attrs["notes"] = notes
     return frame
 
@@ -121,7 +163,8 @@ def load_source(kind: str, path: str | Path | None = None, metric: str = "select
     numeric = ("level", "lr", "seed", "n_test", "best_test_f1", "selected_test_f1", "selected_val_f1", "table", "f1",
                "best_epoch", "selected_epoch", "majority_f1")
     table = read_csv(path, f"{kind} file", hint, numeric=numeric)  # missing, empty, not a CSV: one BadResults
-    frame = paper_frame(table, str(path)) if kind == "paper" else results_frame(table, metric, str(path))
+    frame = (paper_frame(table, str(path), dataset_majority_f1(DATA)) if kind == "paper"
+             else results_frame(table, metric, str(path)))
     frame.attrs.setdefault("notes", [])
     frame.attrs.update(source=kind, path=str(path), metric=metric)
     return frame
@@ -146,6 +189,16 @@ def load_predictions(frame: pd.DataFrame, cells_dir: str | Path) -> dict[str, tu
     return found
 
 
+def mark_guesses(frame: pd.DataFrame, predictions: dict[str, tuple[np.ndarray, np.ndarray]]) -> pd.DataFrame:
+    """``frame`` with every run whose F1 is at or below what a guess scores on its own test labels (``guess_f1``)
+    marked ``failed`` too (the records' ``failed_run`` status knows only the majority class)."""
+    guesses = {identity: labels_guess_f1(labels) for identity, (labels, _) in predictions.items()}
+    below = frame["identity"].map(guesses).astype(float).fillna(-math.inf) >= frame["f1"]
+    marked = frame.assign(failed=frame["failed"] | below)
+    marked.attrs = dict(frame.attrs)
+    return marked
+
+
 def evidence_note(frame: pd.DataFrame, predictions: dict) -> str | None:
     """What the test-set term of these verdicts rests on, in one line (None for the paper's tables)."""
     if frame.attrs.get("source") == "paper":
@@ -158,9 +211,10 @@ def evidence_note(frame: pd.DataFrame, predictions: dict) -> str | None:
 
 
 def load_analysis(path: str | Path | None = None) -> pd.DataFrame | None:
-    """Claim 5's numbers: the final layer's label separation after fine-tuning, in the pooling the head
-    reads, per setting and seed (``setting, seed, separation``; attrs: model, dataset, layer, pooling).
-    None where there is no analysis (the profile has none, or it has not run)."""
+    """The representation analysis' final layer, in the pooling the head reads: ``setting, seed, moment, measure,
+    value`` for every measure (claim 5 reads the separation after fine-tuning; a declared finding may read any;
+    attrs: model, dataset, layer, pooling). None where there is no analysis (the profile has none, or it has not
+    run)."""
     path = Path(path) if path is not None else ANALYSIS
     if not path.exists():
         return None
@@ -172,8 +226,10 @@ def load_analysis(path: str | Path | None = None) -> pd.DataFrame | None:
     except (OSError, ValueError, KeyError) as error:
         raise BadInput(f"{path.with_suffix('.json')} (the analysis' spec) is missing or malformed: {error}; {hint}") from None
     layer = int(table["layer"].max())
-    chosen = table[(table["layer"] == layer) & (table["pooling"] == spec["pooling"]) & (table["moment"] == "after")
-                   & (table["measure"] == "separation")]
-    frame = chosen[["setting", "seed"]].assign(separation=chosen["value"].astype(float)).reset_index(drop=True)
+    per_item = table["item"].notna() if "item" in table.columns else False  # per-label-pair rows: not one number
+    chosen = table[(table["layer"] == layer) & (table["pooling"] == spec["pooling"]) & table["value"].notna()
+                   & ~per_item]
+    frame = chosen[["setting", "seed", "moment", "measure"]].assign(value=chosen["value"].astype(float))
+    frame = frame.drop_duplicates(["setting", "seed", "moment", "measure"]).reset_index(drop=True)
     frame.attrs.update(model=spec["model"], dataset=spec["dataset"], layer=layer, pooling=spec["pooling"], path=str(path))
     return frame

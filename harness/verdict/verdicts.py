@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.verdict.claims import CLAIMS, Comparison, evaluate_claims, votes_of
+from harness.verdict.claims import SPECS, Comparison, evaluate_claims, votes_of
+from harness.verdict.declared import ClaimSpec
 from harness.verdict.convergence import diagnose, under_trained_slices
 from harness.verdict.decision import DEFAULT_RULE, DecisionRule, StratumVerdict, Verdict, claim_verdict
 from harness.verdict.integrity import Finding, integrity_findings
-from harness.verdict.sources import evidence_note, load_analysis, load_predictions, load_source
+from harness.verdict.sources import evidence_note, load_analysis, load_predictions, load_source, mark_guesses
 
 
 @dataclass(frozen=True)
@@ -43,22 +44,31 @@ class ClaimVerdict:
                 "strata": [{**asdict(s), "verdict": str(s.verdict)} for s in self.strata]}
 
 
-def aggregate(comparisons: Iterable[Comparison], rule: DecisionRule = DEFAULT_RULE) -> dict[str, ClaimVerdict]:
-    """One verdict per claim (in ``CLAIMS`` order; claims without comparisons left out).
+def aggregate(comparisons: Iterable[Comparison], rule: DecisionRule = DEFAULT_RULE,
+              specs: tuple[ClaimSpec, ...] = SPECS) -> dict[str, ClaimVerdict]:
+    """One verdict per declared claim (in the file's order; claims without comparisons left out), each by its
+    quantifier.
 
     ``comparisons`` carry their verdicts after the claim's Holm step (``harness.verdict.claims.evaluate_claims``),
     so the counts below are of decided comparisons as the claim reads them."""
     comparisons = list(comparisons)
     verdicts = {}
-    for claim in CLAIMS:
+    for spec in specs:
+        claim = spec.name
         mine = [c for c in comparisons if c.claim == claim]
         if not mine:
             continue
-        decided = claim_verdict(votes_of(mine), rule)
+        decided = claim_verdict(votes_of(mine), rule, spec.quantifier)
         strata, decisive = decided.strata, decided.decisive
         counts = [sum(c.verdict is v for c in mine) for v in (Verdict.SUPPORTED, Verdict.CONTRADICTED,
                                                                Verdict.INCONCLUSIVE)]
-        detail = f"weakest of {len(strata)} strata: {decisive.name} ({decisive.detail})"
+        detail = f"{spec.quantifier}: weakest of {len(strata)} strata: {decisive.name} ({decisive.detail})"
+        outcomes = [c.outcome for c in mine if c.outcome]
+        if outcomes:
+            detail += "; outcomes: " + ", ".join(f"{outcomes.count(o)} {o}" for o in dict.fromkeys(outcomes))
+        failed = sum(int(c.values.get("failed_low", 0)) + int(c.values.get("failed_high", 0)) for c in mine)
+        if failed:
+            detail += f"; failed runs left out of its comparisons: {failed} (counted by failed-runs)"
         provisional = [c for c in mine if c.provisional]
         slices_named = sorted({"/".join(c.ids[k] for k in ("model", "dataset")) + f" {c.ids['table']}"
                                for c in provisional})
@@ -117,6 +127,7 @@ def judge(source: str, path: str | Path | None = None, metric: str = "selected",
         if diagnosis.empty:
             notes.append("no training curves in the results file: the convergence diagnostic could not run")
         predictions = load_predictions(frame, where.with_name("cells"))
+        frame = mark_guesses(frame, predictions)
         separation = load_analysis(where.with_name("analysis.csv"))
     else:
         diagnosis, predictions, separation = diagnose(pd.DataFrame()), {}, None
