@@ -10,10 +10,11 @@ import pytest
 from scipy import stats
 
 from harness.verdict.calibration import mc_se
-from harness.verdict.decision import (DEFAULT_RULE, DecisionRule, Runs, Verdict, decide, degrees_of_freedom,
-                                      satterthwaite_df, shared_test_var, whole_test_var)
-from harness.verdict.noise_calibration import (HETEROSCEDASTIC, SEED_DOMINATED, SIX_CLASS, TEST_DOMINATED, BINARY_68_32,
-                                               Levels, NoiseSize, OneRunCase, OneRunSize, _case, new_se_seeds_df,
+from harness.verdict.decision import (DEFAULT_RULE, DecisionRule, Runs, bootstrap_covariance, decide,
+                                      degrees_of_freedom, satterthwaite_df, shared_test_var, whole_test_var)
+from harness.verdict.noise_calibration import (BINARY_68_32, HETEROSCEDASTIC, SEED_DOMINATED, SIX_CLASS,
+                                               TEST_DOMINATED, Levels, NoiseSize, OneRunCase, OneRunSize,
+                                               new_se_seeds_df, noise_case,
                                                old_se, one_run_p_values, one_run_table, rates, replicate)
 from harness.verdict.run_noise import (DEFAULT_RUN_NOISE, RunNoiseRule, measured_run_sd, per_seed_difference_sds,
                                        pooled_run_sd, run_sd_for, upper_bound)
@@ -52,7 +53,6 @@ def test_decide_adds_only_what_the_seeds_share():
     low, high = (Runs({s: f1(p) for s, p in side.items()}, side) for side in (low_p, high_p))
     decision = decide(low, high, 1000, labels=labels)
     assert "the part the seeds share" in decision.detail and decision.values["df"] == 2
-    from harness.verdict.decision import bootstrap_covariance
     covariance = bootstrap_covariance(low, high, [0, 1, 2], labels, DEFAULT_RULE)
     assert decision.values["se_test"] ** 2 == pytest.approx(shared_test_var(covariance))
     assert shared_test_var(covariance) < 0.5 * whole_test_var(covariance)  # independent seeds share little
@@ -63,7 +63,7 @@ def test_decide_adds_only_what_the_seeds_share():
 
 @pytest.fixture(scope="module")
 def test_dominated() -> pd.DataFrame:
-    return replicate(_case(TEST_DOMINATED, 1000, (0.5, 0.5)), SMALL)
+    return replicate(noise_case(TEST_DOMINATED, 1000, (0.5, 0.5)), SMALL)
 
 
 def ratio_and_its_mc_se(se: np.ndarray, differences: np.ndarray) -> tuple[float, float]:
@@ -88,7 +88,7 @@ def test_the_new_se_is_the_true_sd_where_the_old_one_is_inflated(test_dominated)
 def test_the_null_rejection_stays_within_alpha_where_seeds_dominate():
     """The hardest case for k - 1 df (the seed term dominates, imbalanced labels, heteroscedastic seeds):
     the one-sided 5% test and Holm's far tail both within their nominal rate + 2 MC SE."""
-    found = replicate(_case(SEED_DOMINATED, 408, BINARY_68_32, HETEROSCEDASTIC), SMALL)
+    found = replicate(noise_case(SEED_DOMINATED, 408, BINARY_68_32, HETEROSCEDASTIC), SMALL)
     levels = Levels()
     measured = rates(found, *new_se_seeds_df(found), 0.0, float(found["difference"].std(ddof=1)), levels)
     n = len(found)
@@ -102,7 +102,8 @@ def test_the_rule_uses_the_seeds_df():
 
 
 def test_a_six_class_case_runs_on_imbalanced_labels():
-    found = replicate(_case(TEST_DOMINATED, 277, SIX_CLASS, HETEROSCEDASTIC), NoiseSize(replications=5, resamples=50))
+    found = replicate(noise_case(TEST_DOMINATED, 277, SIX_CLASS, HETEROSCEDASTIC),
+                      NoiseSize(replications=5, resamples=50))
     assert len(found) == 5 and (found["test_shared"] <= found["test_whole"] + 1e-9).all()
 
 
@@ -164,7 +165,8 @@ def test_the_measured_run_sd_keeps_one_run_verdicts_within_alpha_where_one_point
     """A dataset whose runs scatter by 2 F1 (RTE's upper range) on a large test set: the assumed 1 F1 calls
     the boundary far too often; the measured SD's upper bound stays within alpha + 2 MC SE, and where the runs
     scatter by 0.5 it buys power that the assumed 1 wastes."""
-    cases = (OneRunCase("noisy", 2.0, 6, 12_000), OneRunCase("quiet", 0.5, 6, 12_000), OneRunCase("rte-like", 1.5, 6, 277))
+    cases = (OneRunCase("noisy", 2.0, 6, 12_000), OneRunCase("quiet", 0.5, 6, 12_000),
+             OneRunCase("rte-like", 1.5, 6, 277))
     table = one_run_table(cases, OneRunSize(tables=600, seed=2)).set_index(["dataset", "run SD input"])
     bound = table["bound (alpha + 2 MC SE)"].iloc[0]
     upper = f"measured, {DEFAULT_RUN_NOISE.level:.0%} upper bound"

@@ -44,8 +44,8 @@ import pandas as pd
 from scipy import stats
 
 from harness.verdict.calibration import SETTINGS, NoiseRegime, mc_se, simulate_runs
-from harness.verdict.decision import (DEFAULT_RULE, DecisionRule, Runs, Verdict, bootstrap_covariance, decide,
-                                      satterthwaite_df, shared_test_var, weighted_f1_resampled, whole_test_var)
+from harness.verdict.decision import (DEFAULT_RULE, DecisionRule, Runs, bootstrap_covariance, satterthwaite_df,
+                                      shared_test_var, weighted_f1_resampled, whole_test_var)
 from harness.verdict.run_noise import DEFAULT_RUN_NOISE, RunNoiseRule, RunSD, run_sd_for, upper_bound
 
 # The calibration's two regimes (harness.verdict.calibration.REGIMES), by name here: a seed SD of 0.03 on the
@@ -72,8 +72,9 @@ class NoiseCase:
     accuracy: float = 85.0  # both settings' population accuracy: D at the boundary
 
 
-def _case(regime: NoiseRegime, n_test: int, shares: tuple[float, ...], factors: tuple[float, float] = (1.0, 1.0),
-          seeds: int = 3) -> NoiseCase:
+def noise_case(regime: NoiseRegime, n_test: int, shares: tuple[float, ...],
+               factors: tuple[float, float] = (1.0, 1.0), seeds: int = 3) -> NoiseCase:
+    """A case named by what it is."""
     labels = "balanced binary" if shares == BALANCED else (
         "68/32 binary" if shares == BINARY_68_32 else f"{len(shares)}-class imbalanced")
     spread = "" if factors[0] == factors[1] else f", seed SD {factors[1] / factors[0]:g}x"
@@ -84,11 +85,12 @@ def _case(regime: NoiseRegime, n_test: int, shares: tuple[float, ...], factors: 
 # variant: imbalanced labels (MRPC's 68/32, a 6-class Emotion-like split) on RTE's 277, MRPC's 408 and 1,000
 # examples, and one setting's seed SD 3x the other's (0.5x and 1.5x the regime's, so the mean stays).
 HETEROSCEDASTIC = (0.5, 1.5)
-STANDARD_CASES = tuple(_case(r, 1000, BALANCED) for r in (TEST_DOMINATED, MIXED, SEED_DOMINATED))
-HARSH_CASES = tuple(_case(r, n, shares, HETEROSCEDASTIC)
+STANDARD_CASES = tuple(noise_case(r, 1000, BALANCED) for r in (TEST_DOMINATED, MIXED, SEED_DOMINATED))
+HARSH_CASES = tuple(noise_case(r, n, shares, HETEROSCEDASTIC)
                     for r in (TEST_DOMINATED, MIXED, SEED_DOMINATED)
                     for shares in (BINARY_68_32, SIX_CLASS) for n in (277, 408, 1000))
-MORE_SEEDS = (_case(MIXED, 1000, BALANCED, seeds=5), _case(SEED_DOMINATED, 408, BINARY_68_32, HETEROSCEDASTIC, 5))
+MORE_SEEDS = (noise_case(MIXED, 1000, BALANCED, seeds=5),
+              noise_case(SEED_DOMINATED, 408, BINARY_68_32, HETEROSCEDASTIC, 5))
 CASES = STANDARD_CASES + HARSH_CASES + MORE_SEEDS
 
 

@@ -104,7 +104,8 @@ def _two_way(f1: pd.DataFrame) -> tuple[float, int, float, int]:
         return 0.0, 0, 0.0, 0
     residual = table - table.mean(1, keepdims=True) - table.mean(0, keepdims=True) + table.mean()
     within = table - table.mean(1, keepdims=True)
-    return float((residual ** 2).sum()), (settings - 1) * (seeds - 1), float((within ** 2).sum()), settings * (seeds - 1)
+    return (float((residual ** 2).sum()), (settings - 1) * (seeds - 1),
+            float((within ** 2).sum()), settings * (seeds - 1))
 
 
 def measured_run_sd(frame: pd.DataFrame, rule: RunNoiseRule = DEFAULT_RUN_NOISE) -> dict[str, RunSD]:
@@ -122,7 +123,8 @@ def measured_run_sd(frame: pd.DataFrame, rule: RunNoiseRule = DEFAULT_RUN_NOISE)
         sd = math.sqrt(residual_ss / df)
         found[str(dataset)] = RunSD(str(dataset), sd, int(df), rule.level, upper_bound(sd, df, rule.level),
                                     math.sqrt(within_ss / within_df), int(within_df),
-                                    int(rows.groupby(SETTING).ngroups), int(rows.groupby(SETTING)["seed"].nunique().max()))
+                                    int(rows.groupby(SETTING).ngroups),
+                                    int(rows.groupby(SETTING)["seed"].nunique().max()))
     return found
 
 
@@ -171,6 +173,7 @@ def per_seed_difference_sds(frame: pd.DataFrame, rule: RunNoiseRule = DEFAULT_RU
     difference of two one-run scores scatters by: sqrt(2) x run_sd)."""
     found = []
     for _, rows in frame[frame["mode"] == rule.mode].groupby(["dataset", "table", "model", "pooling"], sort=True):
-        table = rows.pivot_table(index=["position", "level"], columns="seed", values="f1").dropna(axis=1).to_numpy(float)
+        table = rows.pivot_table(index=["position", "level"], columns="seed", values="f1").dropna(axis=1)
+        table = table.to_numpy(float)
         found += [np.std(table[i] - table[j], ddof=1) for i in range(len(table)) for j in range(i + 1, len(table))]
     return np.asarray(found)
