@@ -441,7 +441,7 @@ def cannot_decide(claim: str, truth: str, seeds: int, datasets: int, pooled: boo
         return "no probe or separation simulated" if claim in CLAIMS[3:] else NOT_SIMULATED
     if pooled and datasets < pooling.min_datasets:
         return f"{datasets} datasets: the pooled rule needs >= {pooling.min_datasets}"
-    if seeds == 1 and claim in rule.equivalence_refutes and truth != "holds":
+    if seeds == 1 and not pooled and claim in rule.equivalence_refutes and truth != "holds":
         se = math.sqrt(2) * rule.assumed_run_sd
         return (f"one run: SE >= {se:.2f} (assumed run SD), so a full recovery reads CONTRADICTED only when the "
                 f"corrupted run scores >= {stats.norm.ppf(1 - rule.alpha) * se - rule.equivalence_margin:.2f} "
