@@ -133,7 +133,9 @@ def test_the_table_has_its_columns_and_says_what_cannot_be_decided(tmp_path):
     assert list(table.columns) == STRESS_COLUMNS and set(table["claim"]) == set(CLAIMS[:3])  # truths stated
     one_run = table[table["case"].str.contains("1 seed") & (table["claim"] == CLAIMS[0])
                     & (table["truth"] == "fails")]
-    assert one_run["cannot decide by construction"].str.contains("one run").all()
+    grid = one_run["case"].str.contains("one grid")  # a per-comparison ceiling; pooling shrinks the SE
+    assert grid.any() and (~grid).any()
+    assert one_run["cannot decide by construction"].str.contains("one run").eq(grid).all()
     fails = table[table["truth"] == "fails"]
     assert len(fails) and len(table[table["truth"] == "holds"])
     assert fails["false CONTRADICTED"].isna().all() and fails["power"].notna().all()
