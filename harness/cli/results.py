@@ -15,6 +15,7 @@ from harness.report.document import write_report
 from harness.verdict.calibration import write_calibration
 from harness.verdict.declared import CLAIMS_FILE, claims_table, load_claims, with_table
 from harness.verdict.pooled_calibration import write_pooled_calibration
+from harness.verdict.stress_calibration import write_stress_calibration
 
 
 def add_plots_cli(subparsers) -> None:
@@ -106,25 +107,37 @@ def add_calibrate_cli(subparsers) -> None:
     p.add_argument("--pooled", action="store_true", help="the replication's pooled rule instead: simulated "
                    "replications of several datasets with differing true gaps, pooled by random effects "
                    "(harness/verdict/pooled_calibration.py)")
+    p.add_argument("--stress", action="store_true", help="a harsher simulation instead: imbalanced and 6-class "
+                   "labels, 277-1,000 test examples, heteroscedastic seeds, collapsed runs, datasets with different "
+                   "truths, one-run grids; one grid and pooled (harness/verdict/stress_calibration.py)")
     p.add_argument("--grids", type=int, default=200, help="simulated grids (replications with --pooled) per "
                    "scenario, noise regime and size")
     p.add_argument("--datasets", type=int, nargs="+", default=None,
                    help="datasets per simulated grid (default: 1 8; with --pooled 3 8)")
     p.add_argument("--recheck", type=int, default=None, metavar="GRIDS",
-                   help="with --pooled: simulate every case above the bound again on GRIDS fresh replications "
-                        "(default 400; 0: none)")
+                   help="with --pooled or --stress: simulate every case above the bound again on GRIDS fresh "
+                        "replications (default 400; 0: none)")
     p.add_argument("--reuse-cases", action="store_true", help="with --pooled: take the simulated cases from --out "
                    "(run with the same size, rule and pooling: the run is seeded, so it would only repeat them) and "
                    "simulate only the rechecks")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="the table and every case, as JSON (default: "
-                   "results/calibration.json; with --pooled results/calibration_pooled.json)")
+                   "results/calibration.json; with --pooled results/calibration_pooled.json; with --stress "
+                   "results/calibration_stress.json)")
     p.add_argument("--readme", default=None, help="also write the table into this file's calibration block "
                    "(claims/README.md)")
     p.set_defaults(func=run_calibrate_cli)
 
 
 def run_calibrate_cli(args: argparse.Namespace) -> int:
+    if args.stress:
+        if args.pooled or args.datasets is not None or args.readme is not None or args.reuse_cases:
+            raise BadInput("--stress has its own layouts (one grid and pooled, 1 to 8 datasets): it takes --grids, "
+                           "--seed, --recheck and --out only")
+        print(write_stress_calibration(grids=args.grids, seed=args.seed,
+                                       out=args.out or "results/calibration_stress.json",
+                                       rechecks=400 if args.recheck is None else args.recheck))
+        return 0
     if args.pooled:
         if args.readme is not None:
             raise BadInput("--readme takes the one-grid table; the pooled one is shown in REPORT.md's replication "
