@@ -26,8 +26,8 @@ import pytest
 from harness.errors import BadInput
 from harness.files import check_writable, write_text_atomic
 from harness.verdict.claims import Comparison
-from harness.verdict.declared import CLAIMS_FILE, load_claims
 from harness.verdict.decision import Verdict
+from harness.verdict.declared import CLAIMS_FILE, load_claims
 from harness.verdict.integrity import Finding
 from harness.verdict.verdicts import ClaimVerdict, judge, verdicts_document
 

@@ -658,8 +658,13 @@ def test_paper_frame_refuses_unknown_values(paper_csv):
 
 
 def test_paper_verdicts_include_its_own_outliers():
-    found = {(c.claim, c.id): c.verdict for c in evaluate_claims(load_source("paper"), "paper")}
-    assert found["monotone-degradation", "T2/large/imdb/bottom75<bottom50"] is C  # 33.97, Appendix A
+    comparisons = evaluate_claims(load_source("paper"), "paper")
+    found = {(c.claim, c.id): c.verdict for c in comparisons}
+    # 33.97 on balanced IMDB (Appendix A) is below what a guess scores (50.0): a failed run, no longer a contradiction
+    assert ("monotone-degradation", "T2/large/imdb/bottom75<bottom50") not in found  # the chain steps over it
+    assert found["monotone-degradation", "T2/large/imdb/bottom75<bottom25"] is S  # 82.85 -> 76.60
+    failed = next(c for c in comparisons if c.claim == "failed-runs" and c.stratum == "bottom 50%")
+    assert failed.values["failed"] >= 1 and failed.values["clean_failed"] == 0
     assert found["monotone-degradation", "T2/base/sst2/bottom50<bottom25"] is S  # 90.16 -> 83.25
     assert found["bottom-worse-than-top", "T2/base/imdb/bottom50<top50"] is S  # 76.91 vs 80.92
     assert found["no-complete-recovery", "T5/base/rte/top25<clean"] is I  # 277 test pairs: +5 points is noise

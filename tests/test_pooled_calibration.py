@@ -78,16 +78,20 @@ def test_pooled_false_decisions_stay_within_alpha_plus_monte_carlo_error(calibra
     """At the boundaries, with and without heterogeneity, the pooled verdicts err at most at the rule's alpha."""
     table = pooled_error_table(calibration)
     bound = DEFAULT_RULE.alpha + 2 * mc_se(DEFAULT_RULE.alpha, GRIDS)
-    assert list(table["claim"]) == list(CLAIMS[:3])
+    assert list(table["claim"]) == list(CLAIMS[:3]) + [f"{c} (on average)" for c in CLAIMS[:3]]
     for row in table.to_dict("records"):
         for column in ("false SUPPORTED (worst)", "false CONTRADICTED (worst)"):
-            assert row[column] <= bound, (row["claim"], column, row[column], row["where"])
+            if not math.isnan(row[column]):  # claim 2 has no boundary case here: a step of the margin holds
+                assert row[column] <= bound, (row["claim"], column, row[column], row["where"])
 
 
 def test_pooled_rule_has_power_where_datasets_agree(calibration):
-    """Not a rule that never decides: the story's gaps (3 to 12 points) on five homogeneous datasets."""
-    story = calibration[(calibration["scenario"] == STORY.name) & (calibration["tau"] == 0.0)]
-    assert story.set_index("claim").loc[CLAIMS[2], "supported"] >= 0.8
+    """Not a rule that never decides: the story's gaps (3 to 12 points) on five homogeneous datasets, on the mean.
+    Read as universal (every dataset's own gap must clear 0, each on 3 seeds), claim 3 rarely decides: the price
+    of testing "is worse" as the words say, measured here rather than hidden."""
+    story = calibration[(calibration["scenario"] == STORY.name) & (calibration["tau"] == 0.0)].set_index("claim")
+    assert story.loc[f"{CLAIMS[2]} (on average)", "supported"] >= 0.8
+    assert story.loc[CLAIMS[2], "supported"] < story.loc[f"{CLAIMS[2]} (on average)", "supported"]
 
 
 def test_pooled_intervals_cover_the_mean_gap(calibration):

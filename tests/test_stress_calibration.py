@@ -1,7 +1,7 @@
 """The harsher calibration (harness.verdict.stress_calibration): the simulator builds what was asked (label shares,
 errors leaning to the majority class, test sizes, heteroscedastic seeds, collapsed runs, correlated item effects,
 datasets with different truths), measured on the simulated runs; the table has its columns; and two known
-defects of today's rule, shown on built cases (strict xfail: when the new engine fixes them, flip them)."""
+two defects of the old rule, shown on built cases, that the declared engine fixes (issue 32)."""
 
 from __future__ import annotations
 
@@ -156,9 +156,8 @@ ONE_HEALS = StressScenario("one of eight heals fully at top", (86.0, 70.0, 76.0,
                            odd_f1=(86.0, 70.0, 86.0, 60.0), odd_share=1 / 8)
 
 
-@pytest.mark.xfail(strict=True, reason="today's stratum rule: a stratum is SUPPORTED when half its votes support "
-                   "it, so seven datasets that lose 10 points outvote the one that heals fully and claim 1 reads "
-                   "SUPPORTED; an intersection-union rule for universal claims fixes it (issue 32)")
+# Issue 32: a universal claim is judged by intersection-union (claims.yaml: quantifier every), so the one dataset
+# that heals keeps claim 1 from SUPPORTED; the majority-share rule read SUPPORTED here (a strict xfail until then).
 def test_one_dataset_that_heals_fully_keeps_claim_1_from_support():
     noise = dataclasses.replace(TEST_SET_DOMINATED, collapse=(0.0, 0.0))
     rng = np.random.default_rng(9)
@@ -174,9 +173,8 @@ COLLAPSING = dataclasses.replace(TEST_SET_DOMINATED, collapse=(0.0, 0.3))
 BOTTOM_WORSE = StressScenario("bottom far below top", (86.0, 70.0, 82.0, 60.0), {CLAIMS[2]: "holds"})
 
 
-@pytest.mark.xfail(strict=True, reason="today's rule reads a collapsed run (majority class for every example) as a "
-                   "score: with one run per setting a collapsed top run scores below bottom and contradicts claim 3; "
-                   "collapsed runs as their own outcome fix it (issue 32)")
+# Issue 32: a collapsed run is a failed run, left out of the F1 comparisons, so it no longer contradicts claim 3
+# with one run per setting (a strict xfail until then).
 def test_collapsed_runs_do_not_contradict_a_claim_that_holds():
     rng = np.random.default_rng(10)
     found = []

@@ -16,8 +16,7 @@ import warnings
 from harness.cli.grid import add_aggregate_cli, add_grid_cli, add_keep_cli
 from harness.cli.method import add_cell_cli, add_corrupt_cli, add_fetch_data_cli, add_method_digest_cli
 from harness.cli.perf import add_bench_cli, add_estimate_cli, add_gpu_check_cli, add_simulate_cluster_cli
-from harness.cli.results import (add_analyse_cli, add_calibrate_cli, add_claims_tables_cli, add_plots_cli,
-                                 add_report_cli)
+from harness.cli.results import add_analyse_cli, add_calibrate_cli, add_claims_tables_cli, add_plots_cli, add_report_cli
 from harness.errors import EXIT_CODES, BadInput
 from harness.method.models import quiet_transformers
 

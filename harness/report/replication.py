@@ -104,9 +104,12 @@ def pooled_table(replication: Replication) -> pd.DataFrame:
             ours, paper = found["ours"], found.get("paper")
             rows.append({"claim": claim, "stratum": stratum, "datasets": len(ours.datasets),
                          "pooled gap, 95% CI": gap_text(ours), "τ (between datasets)": f"{ours.tau:.2f}",
-                         "boundary": f"{ours.boundary:+g}", "verdict": f"**{ours.verdict}**",
+                         "boundary": f"{ours.boundary:+g}", "quantifier": ours.quantifier,
+                         "verdict": f"**{ours.verdict}**",
                          "p(above) / p(below)": f"{ours.p_support:.3g} / {ours.p_contradict:.3g}",
-                         "paper pooled": f"{gap_text(paper)} **{paper.verdict}**" if paper else "–"})
+                         "on average (the mean)": f"{ours.mean_verdict}",
+                         "paper pooled": (f"{gap_text(paper)} **{paper.verdict}** (mean: {paper.mean_verdict})"
+                                          if paper else "–")})
     return pd.DataFrame(rows)
 
 
@@ -292,9 +295,14 @@ def replication_section(records_dir: str | Path, plots_dir: str | Path, *, paper
                   "luck gives a guess on that one test set.", "", markdown_table(learned_table(replication)), ""]
     decided = {claim: d for claim in ORDERING_CLAIMS if (d := replication.pooled_verdict(claim)) is not None}
     if decided:
+        left_out = (f" Left out as near chance (claims/README.md's rule, on each side by its own clean F1): "
+                    f"{', '.join(replication.near_chance)}." if replication.near_chance else "")
         parts += ["Across datasets (the dataset as the unit): "
                   + "; ".join(f"{claim} **{d.verdict}**" + (f" (weakest stratum: {d.decisive.name})" if d.decisive
-                                                           else "") for claim, d in decided.items()) + ".", "",
+                                                           else "") for claim, d in decided.items()) + ". "
+                  "A universal claim (quantifier `every`: \"never\", \"is worse\") is judged as universal: a stratum is "
+                  "SUPPORTED only when every dataset's own gap clears the boundary; the random-effects mean, its "
+                  "\"on average\" reading, is the column beside." + left_out, "",
                   markdown_table(pooled_table(replication)), ""]
     else:
         parts += [f"Across datasets: nothing pooled yet (a stratum needs records on ≥ {DEFAULT_POOLING.min_datasets} "

@@ -53,7 +53,7 @@ from harness.verdict.decision import (
     resampled_p_values,
 )
 from harness.verdict.declared import ClaimSpec, claim_spec, declared_claims
-from harness.verdict.sources import GROUP, POSITIONS, SLICE_KEY
+from harness.verdict.sources import GROUP, POSITIONS, SLICE_KEY, long_analysis, mark_failed
 
 SPECS = declared_claims()  # claims/claims.yaml, read once: the engine's default findings
 CLAIMS = tuple(spec.name for spec in SPECS)
@@ -251,7 +251,7 @@ def outcome_of(spec: ClaimSpec, p_above: dict[float, float], p_below: dict[float
 
 
 def _compare(spec: ClaimSpec, piece: Slice, prediction: Ordering, rule: DecisionRule, source: str,
-             provisional: bool) -> Comparison:
+             provisional: bool, run_sd: float | str = "rule") -> Comparison:
     stratum, low, high = prediction
     ids = {**piece.keys, "comparison": f"{setting_label(low)}<{setting_label(high)}"}
     common = {"source": source, "stratum": stratum, "provisional": provisional}
@@ -265,16 +265,17 @@ def _compare(spec: ClaimSpec, piece: Slice, prediction: Ordering, rule: Decision
         return Comparison(spec.name, ids, {}, Verdict.INCONCLUSIVE, why + failed_note, **common)
     evidence = piece.evidence(low), piece.evidence(high)
     decisions = {b.value: decide(*evidence, piece.n_test, rule, boundary=b.value, labels=piece.labels,
-                                 floor=piece.floor) for b in spec.boundaries}
+                                 floor=piece.floor, run_sd=run_sd) for b in spec.boundaries}
     decision = decisions.get(spec.boundary) or decide(*evidence, piece.n_test, rule, boundary=spec.boundary,
-                                                      labels=piece.labels, floor=piece.floor)
+                                                      labels=piece.labels, floor=piece.floor, run_sd=run_sd)
     if not decision.values or "p_support" not in decision.values:
         return Comparison(spec.name, ids, dict(decision.values), decision.verdict, decision.detail + failed_note,
                           **common)
     outcome = ""
     if len(spec.boundaries) == 2:  # the equivalence side needs the lower bound at -margin too
         b1 = spec.boundaries[1].value
-        mirror = decide(*evidence, piece.n_test, rule, boundary=-b1, labels=piece.labels, floor=piece.floor)
+        mirror = decide(*evidence, piece.n_test, rule, boundary=-b1, labels=piece.labels, floor=piece.floor,
+                        run_sd=run_sd)
         p_above = {b: d.p_support for b, d in decisions.items()} | {-b1: mirror.p_support}
         p_below = {b: d.p_contradict for b, d in decisions.items()}
         outcome = outcome_of(spec, p_above, p_below, rule.alpha)
@@ -288,9 +289,10 @@ def _compare(spec: ClaimSpec, piece: Slice, prediction: Ordering, rule: Decision
 
 
 def ordering_comparisons(claim: str | ClaimSpec, piece: Slice, rule: DecisionRule = DEFAULT_RULE, source: str = "",
-                         provisional: bool = False) -> list[Comparison]:
+                         provisional: bool = False, run_sd: float | str = "rule") -> list[Comparison]:
+    """``run_sd``: one run's SD where the slice has one run per value (default: the rule's assumed one)."""
     spec = claim if isinstance(claim, ClaimSpec) else claim_spec(claim, SPECS)
-    return [_compare(spec, piece, p, rule, source, provisional) for p in COMPARISONS[spec.generator](piece)]
+    return [_compare(spec, piece, p, rule, source, provisional, run_sd) for p in COMPARISONS[spec.generator](piece)]
 
 
 # ---------------------------------------------------------------- claim 4: tests valid at 3 seeds
@@ -506,7 +508,7 @@ def analysis_orderings(spec: ClaimSpec, analysis: pd.DataFrame | None, source: s
 
 def separation_order(separation: pd.DataFrame | None, source: str, rule: DecisionRule = DEFAULT_RULE) -> list[Comparison]:
     """Claim 5 as declared (``separation-order``) on an analysis frame (``load_analysis``)."""
-    return analysis_orderings(claim_spec("separation-order", SPECS), separation, source, rule)
+    return analysis_orderings(claim_spec("separation-order", SPECS), long_analysis(separation), source, rule)
 
 
 # ---------------------------------------------------------------- failed runs, their own outcome
@@ -519,7 +521,7 @@ def failure_rates(spec: ClaimSpec, pieces: list[Slice], source: str, rule: Decis
     mine = [p for p in pieces if p.keys["mode"] in spec.modes]
     counts: dict[str, list] = {}
     for piece in mine:
-        every_setting = replace(piece, runs={**dict.fromkeys(piece.failed, {}), **piece.runs})  # all-failed ones too
+        every_setting = replace(piece, runs={**{s: {} for s in piece.failed}, **piece.runs})  # all-failed ones too
         for stratum, setting, clean in COMPARISONS[spec.generator](every_setting):
             entry = counts.setdefault(stratum, [0, 0, 0, 0, setting_label(setting), []])
             entry[0] += piece.n_failed(setting)
@@ -566,6 +568,7 @@ class Evidence:
     source: str
     rule: DecisionRule
     under_trained: frozenset
+    run_sd: Mapping[str, float]  # dataset -> one run's SD for one-run slices (measured: harness.verdict.run_noise)
 
 
 def _paired_difference(spec: ClaimSpec, evidence: Evidence) -> list[Comparison]:
@@ -573,7 +576,8 @@ def _paired_difference(spec: ClaimSpec, evidence: Evidence) -> list[Comparison]:
         return analysis_orderings(spec, evidence.analysis, evidence.source, evidence.rule)
     return [c for piece in evidence.pieces if piece.keys["mode"] in spec.modes
             for c in ordering_comparisons(spec, piece, evidence.rule, evidence.source,
-                                          piece.slice_key in evidence.under_trained)]
+                                          piece.slice_key in evidence.under_trained,
+                                          evidence.run_sd.get(piece.keys["dataset"], "rule"))]
 
 
 TESTS = {
@@ -622,7 +626,8 @@ def after_holm(comparisons: list[Comparison], rule: DecisionRule = DEFAULT_RULE,
 def evaluate_claims(frame: pd.DataFrame, source_kind: str, rule: DecisionRule = DEFAULT_RULE,
                     under_trained: Collection[tuple] = (), separation: pd.DataFrame | None = None,
                     predictions: Mapping[str, Prediction] | None = None,
-                    specs: tuple[ClaimSpec, ...] = SPECS) -> list[Comparison]:
+                    specs: tuple[ClaimSpec, ...] = SPECS, run_sd: Mapping[str, float] | None = None
+                    ) -> list[Comparison]:
     """Every comparison of every declared finding (``specs``: claims/claims.yaml), with verdicts after the
     claim's multiplicity rule; a finding with nothing to compare gets one INCONCLUSIVE comparison saying so (an
     empty claim must not look like a pass).
@@ -631,10 +636,12 @@ def evaluate_claims(frame: pd.DataFrame, source_kind: str, rule: DecisionRule = 
     ``predictions``: identity -> (labels, predicted) of its rows (``harness.verdict.sources.load_predictions``: the
     test-set term by bootstrap); ``separation``: the final layer's representation measures
     (``harness.verdict.sources.load_analysis``); ``under_trained``: slice keys (model, dataset, pooling, mode)
-    whose comparisons are PROVISIONAL.
+    whose comparisons are PROVISIONAL; ``run_sd``: dataset -> one run's SD for one-run slices (the paper's tables:
+    our measured seed spread, ``harness.verdict.run_noise.run_sd_for``; a dataset not in it: the rule's).
     """
-    evidence = Evidence(list(slices(frame, predictions)), separation, source_kind, rule,
-                        frozenset(tuple(map(str, key)) for key in under_trained))
+    evidence = Evidence(list(slices(mark_failed(frame, predictions), predictions)), long_analysis(separation),
+                        source_kind, rule,
+                        frozenset(tuple(map(str, key)) for key in under_trained), dict(run_sd or {}))
     found = []
     for spec in specs:
         if spec.test not in TESTS:

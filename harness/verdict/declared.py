@@ -171,8 +171,8 @@ def claims_table(specs: tuple[ClaimSpec, ...], *, detail: bool) -> str:
         rows += [f"| {i} | {s.statement} ({s.origin}, {s.section}) | {s.quantifier} | `-k {s.module}` |"
                  for i, s in enumerate(specs, 1)]
         return "\n".join(rows)
-    rows = ["| pytest items | finding | reads | comparisons | strata | quantifier | boundaries (first tested first) "
-            "| test | in the exit code |", "|---|---|---|---|---|---|---|---|---|"]
+    rows = [("| pytest items | finding | reads | comparisons | strata | quantifier | boundaries (first tested first) "
+             "| test | in the exit code |"), "|---|---|---|---|---|---|---|---|---|"]
     for s in specs:
         bounds = "; ".join(f"{b.value:+g}: {b.reason}" for b in s.boundaries)
         reads = f"{s.measure} ({', '.join(s.modes)})" if s.measure in MEASURES_OF_RUNS else \

@@ -44,8 +44,16 @@ import pandas as pd
 from scipy import stats
 
 from harness.verdict.calibration import SETTINGS, NoiseRegime, mc_se, simulate_runs
-from harness.verdict.decision import (DEFAULT_RULE, DecisionRule, Runs, bootstrap_covariance, satterthwaite_df,
-                                      shared_test_var, weighted_f1_resampled, whole_test_var)
+from harness.verdict.decision import (
+    DEFAULT_RULE,
+    DecisionRule,
+    Runs,
+    bootstrap_covariance,
+    satterthwaite_df,
+    shared_test_var,
+    weighted_f1_resampled,
+    whole_test_var,
+)
 from harness.verdict.run_noise import DEFAULT_RUN_NOISE, RunNoiseRule, RunSD, run_sd_for, upper_bound
 
 # The calibration's two regimes (harness.verdict.calibration.REGIMES), by name here: a seed SD of 0.03 on the

@@ -39,13 +39,10 @@ from scipy import stats
 from statsmodels.stats.meta_analysis import combine_effects
 
 from harness.errors import BadInput
-from harness.grid.aggregate import CELL_COLUMNS, cell_row
-from harness.method.config import METHOD_VERSION
-from harness.method.record import read_record
-from harness.verdict.claims import CLAIMS, ORDERING, Comparison, Prediction, evaluate_claims
+from harness.verdict.claims import CLAIMS, ORDERING, SPECS, Comparison, Prediction, evaluate_claims
 from harness.verdict.convergence import diagnose, under_trained_slices
 from harness.verdict.decision import DEFAULT_RULE, ClaimDecision, DecisionRule, Verdict, Vote, claim_verdict
-from harness.verdict.sources import PAPER_TABLES, load_predictions, load_source, results_frame
+from harness.verdict.sources import PAPER_TABLES, kept_cells, load_predictions, load_source, results_frame
 from harness.verdict.verdicts import ClaimVerdict, aggregate
 
 PROFILE = "replication"
@@ -246,9 +243,13 @@ class Pooled:
     tau: float  # between-dataset SD of the true gaps
     i2: float  # share of the spread that is between datasets, not noise
     boundary: float
-    p_support: float
+    p_support: float  # the claim's quantifier: every dataset (intersection-union) or the mean
     p_contradict: float
     verdict: Verdict
+    quantifier: str = "average"
+    mean_p_support: float = math.nan  # the random-effects mean's test ("on average"), shown beside
+    mean_p_contradict: float = math.nan
+    mean_verdict: Verdict = Verdict.INCONCLUSIVE
 
     def interval(self, level: float = DEFAULT_POOLING.level) -> tuple[float, float]:
         half = _quantile(level, self.df) * self.se
@@ -265,11 +266,33 @@ def pool_gaps(gaps: Sequence[Gap], rule: DecisionRule = DEFAULT_RULE, pooling: P
     se = float(combined.sd_eff_w_re * math.sqrt(max(pooling.scale_floor, float(combined.scale_hksj_re))))
     estimate, boundary = float(combined.mean_effect_re), gaps[0].boundary
     t = (estimate - boundary) / se if se > 0 else math.copysign(math.inf, estimate - boundary)
-    p_support, p_contradict = float(stats.t.sf(t, df)), float(stats.t.cdf(t, df))
+    mean_support, mean_contradict = float(stats.t.sf(t, df)), float(stats.t.cdf(t, df))
     first = gaps[0]
+    quantifier = claim_quantifier(first.claim)
+    if quantifier == "every":
+        # "never", "is worse": every dataset's own gap must clear the boundary (intersection-union: the largest of
+        # their p-values), and one dataset shown on the other side refutes it (Bonferroni over the datasets)
+        one = [_gap_p_values(g) for g in gaps]
+        p_support = max(p for p, _ in one)
+        p_contradict = min(1.0, len(one) * min(p for _, p in one))
+    else:
+        p_support, p_contradict = mean_support, mean_contradict
     return Pooled(first.claim, first.source, first.model, first.stratum, tuple(g.dataset for g in gaps), estimate, se,
                   df, math.sqrt(max(float(combined.tau2), 0.0)), max(float(combined.i2), 0.0), boundary, p_support,
-                  p_contradict, rule.verdict_of(p_support, p_contradict))
+                  p_contradict, rule.verdict_of(p_support, p_contradict), quantifier, mean_support, mean_contradict,
+                  rule.verdict_of(mean_support, mean_contradict))
+
+
+def _gap_p_values(gap: Gap) -> tuple[float, float]:
+    """One dataset's one-sided p-values of its gap above and below its boundary (its own SE and df)."""
+    t = (gap.difference - gap.boundary) / gap.se
+    distribution = stats.norm if math.isinf(gap.df) else stats.t(gap.df)
+    return float(distribution.sf(t)), float(distribution.cdf(t))
+
+
+def claim_quantifier(claim: str) -> str:
+    """The declared quantifier of ``claim`` (claims/claims.yaml); a claim not declared reads "average"."""
+    return next((spec.quantifier for spec in SPECS if spec.name == claim), "average")
 
 
 def strata_in_order(gaps: Sequence[Gap], claim: str) -> list[str]:
@@ -299,10 +322,13 @@ def pool(gaps: Sequence[Gap], rule: DecisionRule = DEFAULT_RULE, pooling: Poolin
     return [pool_gaps(group, rule, pooling) for group in groups.values() if len(group) >= pooling.min_datasets]
 
 
-def pooled_claim(pooled: Sequence[Pooled], claim: str, source: str, rule: DecisionRule = DEFAULT_RULE
-                 ) -> ClaimDecision | None:
-    """A claim's verdict across datasets: its pooled strata as votes (``claim_verdict``); None if none pooled."""
-    votes = [Vote(p.stratum, f"pooled/{p.model}/{p.stratum}", p.verdict, p.p_support, p.p_contradict)
+def pooled_claim(pooled: Sequence[Pooled], claim: str, source: str, rule: DecisionRule = DEFAULT_RULE,
+                 reading: str = "quantifier") -> ClaimDecision | None:
+    """A claim's verdict across datasets: its pooled strata as votes (``claim_verdict``), each as the claim's
+    quantifier reads it (``reading="quantifier"``) or on the random-effects mean (``"mean"``); None if none pooled."""
+    mean = reading == "mean"
+    votes = [Vote(p.stratum, f"pooled/{p.model}/{p.stratum}", p.mean_verdict if mean else p.verdict,
+                  p.mean_p_support if mean else p.p_support, p.mean_p_contradict if mean else p.p_contradict)
              for p in pooled if p.claim == claim and p.source == source]
     return claim_verdict(votes, rule) if votes else None
 
@@ -355,9 +381,10 @@ class Replication:
     agreements: tuple[Agreement, ...]
     learned: tuple[TaskLearned, ...] = ()  # each dataset's clean model against guessing
     rule: DecisionRule = field(default=DEFAULT_RULE, repr=False)
+    near_chance: tuple[str, ...] = ()  # datasets left out of the pooled verdicts, "dataset (source)"
 
-    def pooled_verdict(self, claim: str, source: str = "ours") -> ClaimDecision | None:
-        return pooled_claim(self.pooled, claim, source, self.rule)
+    def pooled_verdict(self, claim: str, source: str = "ours", reading: str = "quantifier") -> ClaimDecision | None:
+        return pooled_claim(self.pooled, claim, source, self.rule, reading)
 
 
 def replicate(frame: pd.DataFrame, predictions: Mapping[str, Prediction] | None = None, *,
@@ -371,29 +398,18 @@ def replicate(frame: pd.DataFrame, predictions: Mapping[str, Prediction] | None 
     theirs = per_dataset(partners, "paper", rule)
     gaps = [g for d in ours for g in gaps_of(d.comparisons, "ours")]
     paper_gaps = [g for d in theirs for g in gaps_of(d.comparisons, "paper")]
-    return Replication(tuple(ours), tuple(gaps), tuple(paper_gaps), tuple(pool(gaps + paper_gaps, rule, pooling)),
-                       tuple(agreements(gaps, paper_gaps)), tuple(task_learned(frame, predictions or {}, partners)), rule)
+    learned = task_learned(frame, predictions or {}, partners)
+    # claims/README.md's rule, written before issue 33's RTE records were read: a dataset whose clean model is near
+    # chance has nothing to recover towards, so it stays out of the pooled verdicts (on each side by its own clean F1)
+    near = {("ours", t.dataset) for t in learned if t.mode == "full" and t.near_chance} | \
+        {("paper", t.dataset) for t in learned if t.mode == "full" and t.paper_near_chance}
+    poolable = [g for g in gaps + paper_gaps if (g.source, g.dataset) not in near]
+    return Replication(tuple(ours), tuple(gaps), tuple(paper_gaps), tuple(pool(poolable, rule, pooling)),
+                       tuple(agreements(gaps, paper_gaps)), tuple(learned), rule,
+                       tuple(sorted(f"{dataset} ({source})" for source, dataset in near)))
 
 
 # ---------------------------------------------------------------- the kept records
-
-
-def kept_cells(folder: str | Path) -> tuple[pd.DataFrame, int]:
-    """cells.csv's rows of the records in ``folder`` made by this METHOD_VERSION, and how many records of other
-    versions were passed over (a method change makes them another method's numbers)."""
-    rows, other = [], 0
-    for path in sorted(Path(folder).glob("*.json")):
-        record = read_record(path)
-        if record is None or "config" not in record or "epochs" not in record:
-            continue
-        if str(record.get("method_version")) != METHOD_VERSION:
-            other += 1
-            continue
-        try:
-            rows.append({**cell_row(record), "revision": record.get("versions", {}).get("revision")})
-        except (KeyError, TypeError):  # a record of another layout: as missing as a torn one
-            other += 1
-    return pd.DataFrame(rows, columns=CELL_COLUMNS + ["revision"]), other
 
 
 @dataclass(frozen=True)

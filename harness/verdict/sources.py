@@ -19,13 +19,15 @@ import pandas as pd
 
 from harness.errors import BadInput
 from harness.files import read_csv
-from harness.grid.aggregate import SELECTION, choose_lr
+from harness.grid.aggregate import CELL_COLUMNS, SELECTION, cell_row, choose_lr
+from harness.method.config import METHOD_VERSION
 from harness.method.predictions import decode_labels
 from harness.method.record import read_record, record_file
 
 REPO = Path(__file__).resolve().parents[2]
 PAPER_TABLES = REPO / "claims" / "paper_tables.csv"
 RESULTS = REPO / "results" / "cells.csv"
+REPLICATION_RECORDS = REPO / "results" / "records" / "replication"  # our measured seed spread, per dataset
 DATA = REPO / "data"  # the datasets (`dvc pull`): the paper's majority-class F1 per dataset
 ANALYSIS = REPO / "results" / "analysis.csv"  # with analysis.json beside it (harness.beyond.analysis)
 
@@ -189,14 +191,38 @@ def load_predictions(frame: pd.DataFrame, cells_dir: str | Path) -> dict[str, tu
     return found
 
 
-def mark_guesses(frame: pd.DataFrame, predictions: dict[str, tuple[np.ndarray, np.ndarray]]) -> pd.DataFrame:
-    """``frame`` with every run whose F1 is at or below what a guess scores on its own test labels (``guess_f1``)
-    marked ``failed`` too (the records' ``failed_run`` status knows only the majority class)."""
-    guesses = {identity: labels_guess_f1(labels) for identity, (labels, _) in predictions.items()}
-    below = frame["identity"].map(guesses).astype(float).fillna(-math.inf) >= frame["f1"]
-    marked = frame.assign(failed=frame["failed"] | below)
+def mark_failed(frame: pd.DataFrame, predictions: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+                ) -> pd.DataFrame:
+    """``frame`` with its failed runs marked (``failed``): those already marked, those at or below their
+    ``majority_f1``, and, where a run's predictions are given, those at or below what a guess scores on its own
+    test labels (``guess_f1``; the records' ``failed_run`` status knows only the majority class)."""
+    failed = frame["failed"].astype(bool) if "failed" in frame.columns else pd.Series(False, index=frame.index)
+    if "majority_f1" in frame.columns:
+        failed |= frame["f1"] <= frame["majority_f1"].astype(float).fillna(-math.inf)
+    if predictions and "identity" in frame.columns:
+        guesses = {identity: labels_guess_f1(labels) for identity, (labels, _) in predictions.items()}
+        failed |= frame["identity"].map(guesses).astype(float).fillna(-math.inf) >= frame["f1"]
+    marked = frame.assign(failed=failed)
     marked.attrs = dict(frame.attrs)
     return marked
+
+
+def kept_cells(folder: str | Path) -> tuple[pd.DataFrame, int]:
+    """cells.csv's rows of the records in ``folder`` made by this METHOD_VERSION, and how many records of other
+    versions were passed over (a method change makes them another method's numbers)."""
+    rows, other = [], 0
+    for path in sorted(Path(folder).glob("*.json")):
+        record = read_record(path)
+        if record is None or "config" not in record or "epochs" not in record:
+            continue
+        if str(record.get("method_version")) != METHOD_VERSION:
+            other += 1
+            continue
+        try:
+            rows.append({**cell_row(record), "revision": record.get("versions", {}).get("revision")})
+        except (KeyError, TypeError):  # a record of another layout: as missing as a torn one
+            other += 1
+    return pd.DataFrame(rows, columns=CELL_COLUMNS + ["revision"]), other
 
 
 def evidence_note(frame: pd.DataFrame, predictions: dict) -> str | None:
@@ -208,6 +234,16 @@ def evidence_note(frame: pd.DataFrame, predictions: dict) -> str | None:
         return f"test-set noise: paired bootstrap over the per-example predictions of all {len(frame)} runs"
     return (f"test-set noise approximated from n_test and the score (p(1-p)/n, cautious): per-example predictions "
             f"found for {len(predictions)} of {len(frame)} runs ({rows} with a record identity)")
+
+
+def long_analysis(frame: pd.DataFrame | None) -> pd.DataFrame | None:
+    """An analysis frame in ``load_analysis``'s long form; a short one (``setting, seed, separation``: the final
+    layer's separation after fine-tuning, as the calibration simulates it) is read as that one measure."""
+    if frame is None or "measure" in frame.columns or "separation" not in frame.columns:
+        return frame
+    long = frame[["setting", "seed"]].assign(moment="after", measure="separation", value=frame["separation"])
+    long.attrs = dict(frame.attrs)
+    return long
 
 
 def load_analysis(path: str | Path | None = None) -> pd.DataFrame | None:

@@ -59,10 +59,17 @@ from scipy import optimize, stats
 from harness.errors import BadInput
 from harness.files import check_writable, write_json_atomic
 from harness.verdict.calibration import SETTINGS, markdown_table, mc_se
-from harness.verdict.claims import CLAIMS, evaluate_claims
+from harness.verdict.claims import CLAIMS, SPECS, evaluate_claims
 from harness.verdict.decision import DEFAULT_RULE, DecisionRule, Verdict, weighted_f1_resampled
-from harness.verdict.replication import (DEFAULT_POOLING, ORDERING_CLAIMS, PoolingRule, gaps_of, per_dataset, pool,
-                                         pooled_claim)
+from harness.verdict.replication import (
+    DEFAULT_POOLING,
+    ORDERING_CLAIMS,
+    PoolingRule,
+    gaps_of,
+    per_dataset,
+    pool,
+    pooled_claim,
+)
 from harness.verdict.verdicts import aggregate
 
 NOT_SIMULATED = "not simulated"  # a claim the scenario states no truth for (no probe, no separation here)
@@ -441,11 +448,11 @@ def cannot_decide(claim: str, truth: str, seeds: int, datasets: int, pooled: boo
         return "no probe or separation simulated" if claim in CLAIMS[3:] else NOT_SIMULATED
     if pooled and datasets < pooling.min_datasets:
         return f"{datasets} datasets: the pooled rule needs >= {pooling.min_datasets}"
-    if seeds == 1 and not pooled and claim in rule.equivalence_refutes and truth != "holds":
+    boundary = next((spec.boundary for spec in SPECS if spec.name == claim), 0.0)
+    if seeds == 1 and not pooled and boundary > 0 and truth != "holds":
         se = math.sqrt(2) * rule.assumed_run_sd
         return (f"one run: SE >= {se:.2f} (assumed run SD), so a full recovery reads CONTRADICTED only when the "
-                f"corrupted run scores >= {stats.norm.ppf(1 - rule.alpha) * se - rule.equivalence_margin:.2f} "
-                "above clean")
+                f"corrupted run scores >= {stats.norm.ppf(1 - rule.alpha) * se - boundary:.2f} above clean")
     if seeds == 2 and not pooled:
         return "2 seeds: t on 1 df, a decision needs the gap beyond 6.3 SE from the boundary"
     return ""

@@ -10,11 +10,21 @@ from pathlib import Path
 import pandas as pd
 
 from harness.verdict.claims import SPECS, Comparison, evaluate_claims, votes_of
-from harness.verdict.declared import ClaimSpec
 from harness.verdict.convergence import diagnose, under_trained_slices
 from harness.verdict.decision import DEFAULT_RULE, DecisionRule, StratumVerdict, Verdict, claim_verdict
+from harness.verdict.declared import ClaimSpec
 from harness.verdict.integrity import Finding, integrity_findings
-from harness.verdict.sources import evidence_note, load_analysis, load_predictions, load_source, mark_guesses
+from harness.verdict.run_noise import measured_run_sd, run_sd_for
+from harness.verdict.sources import (
+    REPLICATION_RECORDS,
+    REPO,
+    evidence_note,
+    kept_cells,
+    load_analysis,
+    load_predictions,
+    load_source,
+    results_frame,
+)
 
 
 @dataclass(frozen=True)
@@ -113,12 +123,29 @@ class Judgement:
     notes: list[str]
 
 
+def one_run_sd(datasets, rule: DecisionRule, records: Path = REPLICATION_RECORDS) -> tuple[dict[str, float], str]:
+    """One run's SD per dataset for a one-run source: the upper bound of our own seed spread on that dataset
+    (``harness.verdict.run_noise``, measured on the replication's kept records); without them, the rule's assumed
+    SD, said so."""
+    cells, _ = kept_cells(records) if records.is_dir() else (pd.DataFrame(), 0)
+    measured = measured_run_sd(results_frame(cells, "selected", str(records))) if len(cells) else {}
+    if not measured:
+        return {}, (f"one run per value: run-to-run SD {rule.assumed_run_sd:g} F1 assumed (no measured seed spread in "
+                    f"{records}) plus the test set's sampling error")
+    chosen = {str(d): run_sd_for(str(d), measured) for d in datasets}
+    return ({d: c.run_sd for d, c in chosen.items()},
+            "one run per value: each dataset's run-to-run SD is our own measured seed spread's upper bound "
+            f"(harness.verdict.run_noise, {records.relative_to(REPO) if records.is_relative_to(REPO) else records}): "
+            + "; ".join(c.note for c in chosen.values()) + "; plus the test set's sampling error")
+
+
 def judge(source: str, path: str | Path | None = None, metric: str = "selected",
           rule: DecisionRule = DEFAULT_RULE) -> Judgement:
     """Load a source (``harness.verdict.sources``), with our grid's per-example predictions from the records beside
     the results file (``<folder>/cells/``) and its representation analysis (claim 5), diagnose its
     convergence on the rows the verdicts read, and judge every claim."""
     frame = load_source(source, path, metric)
+    run_sd: dict[str, float] = {}
     notes = list(frame.attrs["notes"])
     if source == "results":
         where = Path(frame.attrs["path"])
@@ -127,15 +154,14 @@ def judge(source: str, path: str | Path | None = None, metric: str = "selected",
         if diagnosis.empty:
             notes.append("no training curves in the results file: the convergence diagnostic could not run")
         predictions = load_predictions(frame, where.with_name("cells"))
-        frame = mark_guesses(frame, predictions)
         separation = load_analysis(where.with_name("analysis.csv"))
     else:
         diagnosis, predictions, separation = diagnose(pd.DataFrame()), {}, None
-        notes.append(f"one run per value: run-to-run SD {rule.assumed_run_sd:g} F1 assumed (the literature's low end) "
-                     "plus the test set's sampling error; no equivalence within ±"
-                     f"{rule.equivalence_margin:g} can be shown at that noise")
+        run_sd, note = one_run_sd(frame["dataset"].unique(), rule)
+        notes.append(note)
     note = evidence_note(frame, predictions)
     notes += [note] if note else []
-    comparisons = evaluate_claims(frame, source, rule, under_trained_slices(diagnosis), separation, predictions)
+    comparisons = evaluate_claims(frame, source, rule, under_trained_slices(diagnosis), separation, predictions,
+                                  run_sd=run_sd)
     return Judgement(source, frame.attrs["path"], metric, comparisons, aggregate(comparisons, rule), diagnosis,
                      integrity_findings(frame), notes)
