@@ -110,9 +110,13 @@ def test_exp_show_holds_each_experiments_own_verdicts(experiments):
         assert set(wrote[name]) == {"paper", "grid"}
         assert wrote[name]["grid"] and all(v.split(" (")[0] in {"SUPPORTED", "CONTRADICTED", "INCONCLUSIVE"}
                                            for v in wrote[name]["grid"].values())
-    # the setting reached the verdicts: one dataset fewer, fewer comparisons; the paper's tables are the same
+    # the setting reached each experiment: one dataset fewer, fewer cells; the paper's tables are the same. The
+    # ci profile's tiny random models learn nothing, so every one of their runs is a failed run (at or below what a
+    # guess scores: issue 32) and both experiments' F1 verdicts read INCONCLUSIVE with nothing compared: they may
+    # agree, so the setting is read off the cells each experiment expected
+    expected = {name: shown[name]["metrics"]["results/summary.json"]["data"]["cells"]["expected"] for name in SETTINGS}
+    assert expected["ci-both"] > expected["ci-agnews"], expected
     assert wrote["ci-both"]["grid"].keys() == wrote["ci-agnews"]["grid"].keys()
-    assert wrote["ci-both"]["grid"] != wrote["ci-agnews"]["grid"]
     assert wrote["ci-both"]["paper"] == wrote["ci-agnews"]["paper"]
 
 
