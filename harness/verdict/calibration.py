@@ -34,7 +34,7 @@ from scipy import stats
 
 from harness.errors import BadInput
 from harness.files import check_writable, write_json_atomic, write_text_atomic
-from harness.verdict.claims import CLAIMS, evaluate_claims
+from harness.verdict.claims import evaluate_claims
 from harness.verdict.decision import DEFAULT_RULE, DecisionRule, Verdict, weighted_f1_resampled
 from harness.verdict.verdicts import aggregate
 
@@ -230,10 +230,23 @@ def markdown_table(table: pd.DataFrame) -> str:
     return shown.to_markdown(index=False)
 
 
+def stale_rule_note(document: dict, rule: DecisionRule = DEFAULT_RULE) -> str:
+    """A bold line where a calibration was measured under a rule other than today's ("" where the same): its
+    numbers then describe that rule, not the verdicts shown beside them."""
+    measured = document.get("rule") or {}
+    today = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(rule).items()}
+    if measured == today:
+        return ""
+    changed = sorted(set(measured) ^ set(today) | {k for k in set(measured) & set(today) if measured[k] != today[k]})
+    return (f"**Measured under an earlier decision rule** (settings that differ from today's: {', '.join(changed)}; "
+            "the declared engine of issue 32 changed the strata, failed runs and the SE too): these rates describe "
+            "that rule, not today's verdicts. Rerun the command below.\n\n")
+
+
 def calibration_text(document: dict) -> str:
     """The table with the simulation's size, as REPORT.md and claims/README.md show it."""
     size = document["size"]
-    return "\n".join([
+    return stale_rule_note(document) + "\n".join([
         f"Measured by `python -m harness calibrate --grids {size['grids']} --datasets "
         f"{' '.join(map(str, size['datasets']))}` ({size['grids']} simulated grids per scenario, noise regime and "
         f"number of datasets; {size['n_test']} test examples, {size['n_labels']} labels, {size['seeds']} seeds; "

@@ -41,6 +41,7 @@ from harness.verdict.calibration import (
     markdown_table,
     mc_se,
     simulate_runs,
+    stale_rule_note,
 )
 from harness.verdict.claims import CLAIMS
 from harness.verdict.decision import DEFAULT_RULE, DecisionRule, Verdict, weighted_f1_resampled
@@ -210,7 +211,7 @@ def recheck(found: pd.DataFrame, size: PooledSize, grids: int, rule: DecisionRul
 
 def pooled_calibration_text(document: dict) -> str:
     size = document["size"]
-    return "\n".join([
+    return stale_rule_note(document) + "\n".join([
         f"Measured by `python -m harness calibrate --pooled --grids {size['grids']} --datasets "
         f"{' '.join(map(str, size['datasets']))}` ({size['grids']} simulated replications per scenario, noise regime, "
         f"τ ∈ {{{', '.join(f'{t:g}' for t in size['heterogeneity'])}}} points and number of datasets; "
