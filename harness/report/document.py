@@ -21,6 +21,7 @@ from harness.grid.profiles import read_params
 from harness.method.record import read_record, record_file
 from harness.report.beyond import beyond_section, representations_section
 from harness.report.markdown import markdown_table
+from harness.report.budget import budget_section
 from harness.report.replication import replication_section
 from harness.verdict import claims
 from harness.verdict.calibration import calibration_text
@@ -35,6 +36,7 @@ PAPER_MODELS = {"base": "BERT-base", "large": "BERT-large", "distil": "DistilBER
 # Measurements the report shows that no pipeline stage makes (`calibrate`, `calibrate --pooled`, `estimate
 # --measured`): kept in git under results/, and deps of dvc.yaml's report stage.
 CALIBRATION, POOLED_CALIBRATION, COST = "calibration.json", "calibration_pooled.json", "cost_replication.json"
+BUDGET_COST = "cost_budget.json"
 MEASURED_INPUTS = (CALIBRATION, POOLED_CALIBRATION, COST)
 
 
@@ -413,6 +415,7 @@ def build_report(results_dir: Path = Path("results"), paper_csv: Path = Path("cl
         beyond_section(results_dir / "records", results_dir / "plots"),
         replication_section(results_dir / "records", results_dir / "plots", paper_tables=paper_csv,
                             pooled_calibration=results_dir / POOLED_CALIBRATION, cost=results_dir / COST),
+        budget_section(results_dir / "records", cost=results_dir / BUDGET_COST),
         "## Where the paper's own numbers contradict its prose",
         "",
         contradictions(paper_comparisons, "the paper's tables"),

@@ -209,16 +209,17 @@ def lr_choices(cells: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _expected_cells(params: Path | None) -> int | None:
+def expected_cells(params: Path | None, profile: str = PROFILE) -> int | None:
+    """How many cells ``profile`` of ``params`` expands to (None where the file or the profile is not there)."""
     if params is None or not Path(params).is_file():
         return None
     try:
-        return len(expand(load_profile(PROFILE, params)))
+        return len(expand(load_profile(profile, params)))
     except BadInput:
         return None
 
 
-def _read_json(path: Path, remedy: str) -> dict | None:
+def read_json(path: Path, remedy: str) -> dict | None:
     if not path.is_file():
         return None
     try:
@@ -233,7 +234,7 @@ COST_COMMAND = f"python -m harness estimate --profile {PROFILE} --measured resul
 
 def pooled_calibration_part(path: Path | None) -> list[str]:
     """The pooled rule's measured error rates (``harness.verdict.pooled_calibration``), or how to measure them."""
-    document = _read_json(path, f"run `{POOLED_CALIBRATION_COMMAND}` again") if path is not None else None
+    document = read_json(path, f"run `{POOLED_CALIBRATION_COMMAND}` again") if path is not None else None
     if document is None:
         return [f"The pooled rule's error rates are not measured here: `{POOLED_CALIBRATION_COMMAND}`.", ""]
     return ["How often the pooled verdicts are wrong, on simulated replications whose truth we built (each "
@@ -243,7 +244,7 @@ def pooled_calibration_part(path: Path | None) -> list[str]:
 
 def cost_part(path: Path | None, kept: int) -> list[str]:
     """The cost model's hours beside the records' measured wall time (``harness.perf.estimate``)."""
-    document = _read_json(path, f"run `{COST_COMMAND}` again") if path is not None else None
+    document = read_json(path, f"run `{COST_COMMAND}` again") if path is not None else None
     if document is None:
         return [f"The cost is not compared here: `{COST_COMMAND}`.", ""]
     measured = int(pd.DataFrame(document["table"]).iloc[-1]["done"])
@@ -270,7 +271,7 @@ def replication_section(records_dir: str | Path, plots_dir: str | Path, *, paper
             plot_placeholder(png, why.replace("`", ""))
         return "\n".join(parts + [why, ""])
     replication, cells, diagnosis, other = found.replication, found.cells, found.diagnosis, found.other_versions
-    expected = _expected_cells(Path(params) if params is not None else None)
+    expected = expected_cells(Path(params) if params is not None else None)
     coverage = f"{len(cells)} of {expected} cells" if expected else f"{len(cells)} cells"
     parts += [f"From {provenance(cells, folder)} ({coverage} of the profile{'; PARTIAL' if expected and len(cells) < expected else ''}"
               f"{f'; {other} records of other method versions passed over' if other else ''}). Test F1 at the epoch of "

@@ -279,6 +279,32 @@ def paired_noise(low: Runs, high: Runs, seeds: Sequence[int], n_test: float, lab
                  f"{seed_how} + {test_how}", seed_df, test_df)
 
 
+def contrast_noise(terms: Sequence[tuple[float, Runs]], seeds: Sequence[int], labels: np.ndarray | None,
+                   rule: DecisionRule = DEFAULT_RULE) -> Noise:
+    """The noise of the seed mean of ``sum_j c_j F1(run_j, s)``, a linear contrast of several settings' runs on one
+    shared test set (a slope across budgets, a gap extrapolated along them): ``paired_noise`` is the contrast
+    (+1 high, -1 low). The same two terms: the spread of the per-seed contrasts over ``k`` paired seeds, ``s^2 / k``
+    on ``k - 1`` df, plus the test-set part the seeds share (the mean off-diagonal bootstrap covariance of the
+    per-seed contrasts). Needs >= 2 seeds and every run's predictions (no approximation: a contrast's runs
+    share one test set, which a per-score p(1-p)/n cannot see)."""
+    k = len(seeds)
+    if k < 2 or labels is None or any(runs.predictions is None or any(s not in runs.predictions for s in seeds)
+                                      for _, runs in terms):
+        return Noise(math.nan, math.nan, math.nan, math.inf, "needs >= 2 paired seeds with predictions")
+    coefficients = np.array([c for c, _ in terms], dtype=float)
+    per_seed = np.array([[runs.f1[s] for s in seeds] for _, runs in terms], dtype=float).T @ coefficients
+    seed_var = float(per_seed.var(ddof=1) / k)
+    counts = resample_counts(len(labels), rule.test_resamples, rule.resampling_seed)
+    stacked = np.stack([runs.predictions[s] for _, runs in terms for s in seeds])
+    f1 = weighted_f1_resampled(labels, stacked, counts).reshape(len(counts), len(terms), k)
+    resampled = np.einsum("btk,t->bk", f1, coefficients)
+    test_var = shared_test_var(np.atleast_2d(np.cov(resampled, rowvar=False)))
+    df = degrees_of_freedom(seed_var, k - 1, test_var, len(labels) - 1, rule)
+    return Noise(math.sqrt(seed_var + test_var), seed_var, test_var, df,
+                 f"{k} paired seeds + test set: paired bootstrap over {len(labels)} examples, the part the seeds "
+                 "share", k - 1, len(labels) - 1)
+
+
 def degrees_of_freedom(seed_var: float, seed_df: float, test_var: float, test_df: float, rule: DecisionRule) -> float:
     """The df of Student's t for ``seed_var + test_var`` under ``rule.noise_df`` (see the module's docstring)."""
     if not math.isfinite(seed_var) or not math.isfinite(seed_df):
