@@ -107,7 +107,8 @@ def pooled_table(replication: Replication) -> pd.DataFrame:
                          "boundary": f"{ours.boundary:+g}", "quantifier": ours.quantifier,
                          "verdict": f"**{ours.verdict}**",
                          "p(above) / p(below)": f"{ours.p_support:.3g} / {ours.p_contradict:.3g}",
-                         "on average (the mean)": f"{ours.mean_verdict}",
+                         "on average (the mean)": f"{ours.mean_verdict}"
+                                                  + (f": {ours.mean_outcome}" if ours.mean_outcome else ""),
                          "paper pooled": (f"{gap_text(paper)} **{paper.verdict}** (mean: {paper.mean_verdict})"
                                           if paper else "–")})
     return pd.DataFrame(rows)

@@ -39,7 +39,7 @@ from scipy import stats
 from statsmodels.stats.meta_analysis import combine_effects
 
 from harness.errors import BadInput
-from harness.verdict.claims import CLAIMS, ORDERING, SPECS, Comparison, Prediction, evaluate_claims
+from harness.verdict.claims import CLAIMS, ORDERING, SPECS, Comparison, Prediction, evaluate_claims, outcome_of
 from harness.verdict.convergence import diagnose, under_trained_slices
 from harness.verdict.decision import DEFAULT_RULE, ClaimDecision, DecisionRule, Verdict, Vote, claim_verdict
 from harness.verdict.sources import PAPER_TABLES, kept_cells, load_predictions, load_source, results_frame
@@ -250,6 +250,7 @@ class Pooled:
     mean_p_support: float = math.nan  # the random-effects mean's test ("on average"), shown beside
     mean_p_contradict: float = math.nan
     mean_verdict: Verdict = Verdict.INCONCLUSIVE
+    mean_outcome: str = ""  # the mean against the claim's two boundaries, in fixed order (claims.outcome_of)
 
     def interval(self, level: float = DEFAULT_POOLING.level) -> tuple[float, float]:
         half = _quantile(level, self.df) * self.se
@@ -280,7 +281,19 @@ def pool_gaps(gaps: Sequence[Gap], rule: DecisionRule = DEFAULT_RULE, pooling: P
     return Pooled(first.claim, first.source, first.model, first.stratum, tuple(g.dataset for g in gaps), estimate, se,
                   df, math.sqrt(max(float(combined.tau2), 0.0)), max(float(combined.i2), 0.0), boundary, p_support,
                   p_contradict, rule.verdict_of(p_support, p_contradict), quantifier, mean_support, mean_contradict,
-                  rule.verdict_of(mean_support, mean_contradict))
+                  rule.verdict_of(mean_support, mean_contradict), _mean_outcome(first.claim, estimate, se, df, rule))
+
+
+def _mean_outcome(claim: str, estimate: float, se: float, df: int, rule: DecisionRule) -> str:
+    """The pooled mean against every boundary its claim declares (and -margin, the equivalence side), as a
+    comparison's outcome is read (``claims.outcome_of``)."""
+    spec = next((s for s in SPECS if s.name == claim), None)
+    if spec is None or se <= 0:
+        return ""
+    values = {b.value for b in spec.boundaries} | {-b.value for b in spec.boundaries[1:]}
+    t = {b: (estimate - b) / se for b in values}
+    return outcome_of(spec, {b: float(stats.t.sf(v, df)) for b, v in t.items()},
+                      {b: float(stats.t.cdf(v, df)) for b, v in t.items()}, rule.alpha)
 
 
 def _gap_p_values(gap: Gap) -> tuple[float, float]:
