@@ -30,6 +30,7 @@ from harness.verdict.replication import (
     PROFILE,
     Agreement,
     Gap,
+    KeptReplication,
     Pooled,
     Replication,
     TaskLearned,
@@ -254,15 +255,25 @@ def cost_part(path: Path | None, kept: int) -> list[str]:
     return [cost_comparison_text(document) + stale, ""]
 
 
+def kept_replication(records_dir: str | Path, paper_tables: str | Path = PAPER_TABLES,
+                     rule: DecisionRule = DEFAULT_RULE) -> KeptReplication | None:
+    """The replication judged once from ``<records_dir>/replication`` (None where nothing is kept): every section
+    that shows it reads this one judgement."""
+    folder = Path(records_dir) / PROFILE
+    return replication_of(folder, load_source("paper", paper_tables), rule) if folder.is_dir() else None
+
+
 def replication_section(records_dir: str | Path, plots_dir: str | Path, *, paper_tables: str | Path = PAPER_TABLES,
                         params: str | Path | None = "params.yaml", rule: DecisionRule = DEFAULT_RULE,
-                        pooled_calibration: str | Path | None = None, cost: str | Path | None = None) -> str:
+                        pooled_calibration: str | Path | None = None, cost: str | Path | None = None,
+                        kept: KeptReplication | None = None) -> str:
     """REPORT.md's replication section from ``<records_dir>/replication`` (the kept records of the profile), with
     the forest plots written to ``<plots_dir>/forest_<claim>.png``; says plainly when nothing has run yet.
-    ``pooled_calibration`` and ``cost`` are the JSON of `calibrate --pooled` and `estimate --measured`."""
+    ``pooled_calibration`` and ``cost`` are the JSON of `calibrate --pooled` and `estimate --measured`; ``kept``:
+    the judgement already made (``kept_replication``), so the report judges the records once."""
     folder, plots = Path(records_dir) / PROFILE, Path(plots_dir)
     pngs = {claim: plots / f"forest_{claim}.png" for claim in FOREST_CLAIMS}
-    found = replication_of(folder, load_source("paper", paper_tables), rule) if folder.is_dir() else None
+    found = kept if kept is not None else kept_replication(records_dir, paper_tables, rule)
     parts = ["## The replication at the paper's breadth (MiniLM-L6, eight datasets)", ""]
     if found is None:
         why = (f"Not yet run: no records of profile `{PROFILE}` (METHOD_VERSION {METHOD_VERSION}) are kept in "

@@ -1,0 +1,122 @@
+"""REPORT.md's first table: the answer. One row per claim, each source side by side: the paper's own tables, the
+replication (pooled over datasets: the broadest evidence we have) and this run's grid. Each cell gives the verdict,
+the stratum it rests on (the weakest: a claim is SUPPORTED only when every stratum is), that stratum's effect with
+the interval the verdict uses, its outcome in words, and the marks carried from what it rests on."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+from scipy import stats
+
+from harness.report.markdown import markdown_table
+from harness.verdict.claims import Comparison
+from harness.verdict.decision import DEFAULT_RULE, DecisionRule, Verdict
+from harness.verdict.decision import weakest as weakest_stratum
+from harness.verdict.replication import ORDERING_CLAIMS, KeptReplication, dataset_name
+from harness.verdict.verdicts import ClaimVerdict
+
+
+def verdict_level(rule: DecisionRule = DEFAULT_RULE) -> float:
+    """The interval whose ends are the verdicts' one-sided tests at alpha."""
+    return 1 - 2 * rule.alpha
+
+
+def _t_interval(estimate: float, se: float, df: float, level: float) -> tuple[float, float]:
+    if not (math.isfinite(estimate) and math.isfinite(se)):
+        return math.nan, math.nan
+    half = (stats.norm if math.isinf(df) else stats.t(df)).ppf(0.5 + level / 2) * se
+    return estimate - half, estimate + half
+
+
+def weakest(comparisons: Sequence[Comparison], claim: str, stratum: str) -> Comparison | None:
+    """The stratum's comparison its verdict rests on: the scored one furthest from support (largest p_support)."""
+    scored = [c for c in comparisons if c.claim == claim and c.stratum == stratum and "difference" in c.values]
+    return max(scored, key=lambda c: (c.p_support, -c.values["difference"]), default=None)
+
+
+def _effect(c: Comparison, level: float) -> str:
+    estimate = float(c.values["difference"])
+    low, high = _t_interval(estimate, float(c.values.get("se", math.nan)), float(c.values.get("df", math.inf)), level)
+    span = f"{estimate:+.2f} [{low:+.2f}, {high:+.2f}]" if math.isfinite(low) else f"{estimate:+.2f}"
+    return span + (f", {c.outcome}" if c.outcome else "")
+
+
+def source_cell(verdict: ClaimVerdict | None, comparisons: Sequence[Comparison], level: float) -> str:
+    """One source's verdict on one claim: verdict, counts, the weakest stratum and its weakest comparison."""
+    if verdict is None:
+        return "–"
+    text = (f"**{verdict.verdict}**{' PROVISIONAL' if verdict.provisional else ''} "
+            f"({verdict.supported}/{verdict.contradicted}/{verdict.inconclusive})")
+    stratum = weakest_stratum(verdict.strata)
+    if stratum is None or stratum.name == "nothing":
+        return text
+    c = weakest(comparisons, verdict.claim, stratum.name)
+    return text + f"; rests on {stratum.name}" + (f": {c.id} {_effect(c, level)}" if c is not None else "")
+
+
+def replication_cell(kept: KeptReplication | None, claim: str, level: float) -> str:
+    """The replication's verdict on one claim: pooled over datasets where the claim has a gap (claims 1-3), else
+    how its datasets decided one by one; with PROVISIONAL and NEAR CHANCE marks from the datasets it rests on."""
+    if kept is None:
+        return "– (no replication records)"
+    replication = kept.replication
+    flagged = kept.diagnosis[kept.diagnosis["under_trained"].astype(bool)] if len(kept.diagnosis) else kept.diagnosis
+    under = {str(d) for d in flagged.get("dataset", pd.Series(dtype=str))}
+    near = f"; NEAR CHANCE, left out: {', '.join(replication.near_chance)}" if replication.near_chance else ""
+    if claim in ORDERING_CLAIMS and (decision := replication.pooled_verdict(claim)) is not None:
+        strata = [p for p in replication.pooled if p.claim == claim and p.source == "ours"]
+        # the stratum furthest from the headline's other outcomes: the strongest contradiction, else the least support
+        pooled = (min(strata, key=lambda p: p.p_contradict) if decision.verdict is Verdict.CONTRADICTED
+                  else max(strata, key=lambda p: p.p_support))
+        stratum = pooled.stratum
+        low, high = pooled.interval(level)
+        rests = sorted(set(pooled.datasets) & under)
+        mark = f" PROVISIONAL ({', '.join(dataset_name(d) for d in rests)} under-trained)" if rests else ""
+        return (f"**{decision.verdict}**{mark} over {len(pooled.datasets)} datasets; rests on {stratum}: every "
+                f"dataset p = {pooled.p_support:.2g}; mean {pooled.estimate:+.2f} [{low:+.2f}, {high:+.2f}], "
+                f"{pooled.mean_outcome or pooled.mean_verdict}{near}")
+    counts = {v: 0 for v in Verdict}
+    for d in replication.datasets:
+        found = d.verdicts.get(claim)
+        if found is not None and d.tested(claim):
+            counts[found.verdict] += 1
+    tested = sum(counts.values())
+    if not tested:
+        return "– (not measured by the replication)"
+    return (f"per dataset: {counts[Verdict.SUPPORTED]} SUPPORTED, {counts[Verdict.CONTRADICTED]} CONTRADICTED, "
+            f"{counts[Verdict.INCONCLUSIVE]} INCONCLUSIVE of {tested} (not pooled)")
+
+
+def answer_table(paper: Mapping[str, ClaimVerdict], paper_comparisons: Sequence[Comparison],
+                 kept: KeptReplication | None, grid: Mapping[str, ClaimVerdict], grid_comparisons: Sequence[Comparison],
+                 grid_name: str, rule: DecisionRule = DEFAULT_RULE) -> pd.DataFrame:
+    level = verdict_level(rule)
+    rows = []
+    for claim in dict.fromkeys([*paper, *grid]):
+        rows.append({"claim": claim,
+                     "the paper's own tables": source_cell(paper.get(claim), paper_comparisons, level),
+                     "the replication (pooled over datasets)": replication_cell(kept, claim, level),
+                     f"this run (`{grid_name}`)": source_cell(grid.get(claim), grid_comparisons, level)})
+    return pd.DataFrame(rows)
+
+
+def answer_section(paper: Mapping[str, ClaimVerdict], paper_comparisons: Sequence[Comparison],
+                   kept: KeptReplication | None, grid: Mapping[str, ClaimVerdict],
+                   grid_comparisons: Sequence[Comparison], grid_name: str, rule: DecisionRule = DEFAULT_RULE) -> str:
+    level = verdict_level(rule)
+    return "\n".join([
+        "## The answer", "",
+        "Each claim on each source, judged once by the engine (`claims/claims.yaml`, `harness/verdict/`): its verdict "
+        "(supported/contradicted/inconclusive comparisons), the stratum it rests on (a claim is SUPPORTED only when "
+        "every stratum is, so the weakest decides) with that stratum's weakest comparison or, for the replication, "
+        f"its pooled mean; effects in F1 points with {level:.0%} intervals, whose ends are the verdicts' one-sided "
+        f"{rule.alpha:g} tests, and the outcome in words. A universal claim (\"never\", \"is worse\") pooled over "
+        "datasets is SUPPORTED only when every dataset's own gap clears the boundary (\"every dataset p\"); the "
+        "mean is its \"on average\" reading. The replication is the broadest evidence we have"
+        + (f" ({len(kept.replication.datasets)} datasets, {kept.cells['seed'].nunique()} paired seeds each)"
+           if kept is not None else "") + ", at a fine-tuning budget below the paper's (see \"Healing or "
+        "under-training?\").", "",
+        markdown_table(answer_table(paper, paper_comparisons, kept, grid, grid_comparisons, grid_name, rule)), ""])

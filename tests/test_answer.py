@@ -1,0 +1,49 @@
+"""REPORT.md's first table (harness.report.answer): one row per declared claim, each source's verdict as the engine
+judged it, resting on the stratum furthest from support."""
+
+from pathlib import Path
+
+import pytest
+
+from harness.report.answer import answer_table, replication_cell
+from harness.report.replication import kept_replication
+from harness.verdict.claims import SPECS
+from harness.verdict.replication import ORDERING_CLAIMS
+from harness.verdict.verdicts import judge
+
+REPO = Path(__file__).resolve().parents[1]
+RECORDS = REPO / "results" / "records"
+PAPER = REPO / "claims" / "paper_tables.csv"
+
+
+@pytest.fixture(scope="module")
+def sources():
+    if not (RECORDS / "replication").is_dir():
+        pytest.skip("no kept replication records")
+    return judge("paper", PAPER), kept_replication(RECORDS, PAPER)
+
+
+def test_one_row_per_declared_claim_with_each_sources_own_verdict(sources):
+    paper, kept = sources
+    table = answer_table(paper.verdicts, paper.comparisons, kept, paper.verdicts, paper.comparisons, "paper-again")
+    assert list(table["claim"]) == [spec.name for spec in SPECS]
+    for row in table.itertuples(index=False):
+        assert row[1].startswith(f"**{paper.verdicts[row[0]].verdict}**")
+        assert row[1] == row[3]  # the same judgement read twice gives the same cell
+    for claim in ORDERING_CLAIMS:
+        decision = kept.replication.pooled_verdict(claim)
+        cell = replication_cell(kept, claim, 0.9)
+        assert cell.startswith(f"**{decision.verdict}**")
+        # it rests on the pooled stratum furthest from support, and shows that stratum's every-dataset p
+        furthest = max((p for p in kept.replication.pooled if p.claim == claim and p.source == "ours"),
+                       key=lambda p: p.p_support)
+        assert f"rests on {furthest.stratum}: every dataset p = {furthest.p_support:.2g}" in cell
+
+
+def test_near_chance_datasets_are_named_where_they_are_left_out(sources):
+    _, kept = sources
+    near = kept.replication.near_chance
+    for claim in ORDERING_CLAIMS:
+        assert ("NEAR CHANCE" in replication_cell(kept, claim, 0.9)) == bool(near)
+    assert "not measured by the replication" in replication_cell(kept, "separation-order", 0.9)
+    assert replication_cell(None, ORDERING_CLAIMS[0], 0.9).startswith("–")
