@@ -16,7 +16,14 @@ import warnings
 from harness.cli.grid import add_aggregate_cli, add_grid_cli, add_keep_cli
 from harness.cli.method import add_cell_cli, add_corrupt_cli, add_fetch_data_cli, add_method_digest_cli
 from harness.cli.perf import add_bench_cli, add_estimate_cli, add_gpu_check_cli, add_simulate_cluster_cli
-from harness.cli.results import add_analyse_cli, add_calibrate_cli, add_claims_tables_cli, add_plots_cli, add_report_cli
+from harness.cli.results import (
+    add_analyse_cli,
+    add_calibrate_cli,
+    add_claims_tables_cli,
+    add_plan_cli,
+    add_plots_cli,
+    add_report_cli,
+)
 from harness.errors import EXIT_CODES, BadInput
 from harness.method.models import quiet_transformers
 
@@ -44,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_keep_cli(subparsers)
     add_report_cli(subparsers)
     add_claims_tables_cli(subparsers)
+    add_plan_cli(subparsers)
     add_calibrate_cli(subparsers)
     add_bench_cli(subparsers)
     add_estimate_cli(subparsers)

@@ -1,4 +1,4 @@
-"""The verbs that read results: ``plots``, ``analyse``, ``report``, ``claims-tables``, ``calibrate``."""
+"""The verbs that read results: ``plots``, ``analyse``, ``report``, ``claims-tables``, ``calibrate``, ``plan``."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import sys
 from pathlib import Path
 
 from harness.beyond.analysis import analyse
+from harness.beyond.plan import write_plan
 from harness.cli.arguments import add_records_verb
 from harness.errors import BadInput
 from harness.figures import plot_profile
 from harness.files import write_text_atomic
 from harness.report.document import write_report
+from harness.report.markdown import markdown_table
 from harness.verdict.calibration import write_calibration
 from harness.verdict.declared import CLAIMS_FILE, claims_table, load_claims, with_table
 from harness.verdict.pooled_calibration import write_pooled_calibration
@@ -72,6 +74,25 @@ def add_report_cli(subparsers) -> None:
 
 def run_report_cli(args: argparse.Namespace) -> int:
     write_report(results_dir=args.results_dir, paper_tables=args.paper_tables, params=args.params, out=args.out)
+    return 0
+
+
+def add_plan_cli(subparsers) -> None:
+    p = subparsers.add_parser("plan", help="what would decide each open comparison of the replication: seeds, test "
+                                           "size and their cost, projected from the kept records")
+    p.add_argument("--records", default="results/records", help="the kept records (<records>/replication)")
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--data-dir", default="data")
+    p.add_argument("--bench", default="results/bench.json", help="the cost model's measured rates")
+    p.add_argument("--out", default="results/plan.json")
+    p.set_defaults(func=run_plan_cli)
+
+
+def run_plan_cli(args: argparse.Namespace) -> int:
+    table = write_plan(records_dir=args.records, params=args.params, data_dir=args.data_dir, bench_json=args.bench,
+                       out=args.out)
+    print(markdown_table(table))
+    print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
 

@@ -37,8 +37,8 @@ PAPER_MODELS = {"base": "BERT-base", "large": "BERT-large", "distil": "DistilBER
 # Measurements the report shows that no pipeline stage makes (`calibrate`, `calibrate --pooled`, `estimate
 # --measured`): kept in git under results/, and deps of dvc.yaml's report stage.
 CALIBRATION, POOLED_CALIBRATION, COST = "calibration.json", "calibration_pooled.json", "cost_replication.json"
-BUDGET_COST = "cost_budget.json"
-MEASURED_INPUTS = (CALIBRATION, POOLED_CALIBRATION, COST, BUDGET_COST)
+BUDGET_COST, PLAN = "cost_budget.json", "plan.json"
+MEASURED_INPUTS = (CALIBRATION, POOLED_CALIBRATION, COST, BUDGET_COST, PLAN)
 
 
 # ---------------------------------------------------------------- small formatting helpers
@@ -417,7 +417,8 @@ def build_report(results_dir: Path = Path("results"), paper_csv: Path = Path("cl
         representations_section(results_dir, results_dir / "records", profile),
         beyond_section(results_dir / "records", results_dir / "plots"),
         replication_section(results_dir / "records", results_dir / "plots", paper_tables=paper_csv,
-                            pooled_calibration=results_dir / POOLED_CALIBRATION, cost=results_dir / COST, kept=kept),
+                            pooled_calibration=results_dir / POOLED_CALIBRATION, cost=results_dir / COST, kept=kept,
+                            plan=results_dir / PLAN),
         budget_section(results_dir / "records", cost=results_dir / BUDGET_COST),
         "## Where the paper's own numbers contradict its prose",
         "",

@@ -234,6 +234,26 @@ POOLED_CALIBRATION_COMMAND = "python -m harness calibrate --pooled"
 COST_COMMAND = f"python -m harness estimate --profile {PROFILE} --measured results/records/{PROFILE}"
 
 
+PLAN_COMMAND = "python -m harness plan"
+
+
+def plan_part(path: Path | None, kept: int) -> list[str]:
+    """`harness plan`'s table (results/plan.json): what would decide each open comparison, and what it costs."""
+    document = read_json(path, f"run `{PLAN_COMMAND}` again") if path is not None else None
+    if document is None:
+        return [f"What would decide the open comparisons is not projected here: `{PLAN_COMMAND}`.", ""]
+    stale = (f" **It read {document['records']} records, {kept} are kept now: rerun `{PLAN_COMMAND}`.**"
+             if document["records"] != kept else "")
+    table = pd.DataFrame(document["table"])
+    decidable = int((~table["cheapest"].str.startswith("not decidable")).sum()) if len(table) else 0
+    return [f"**What would decide each open comparison** (`{PLAN_COMMAND}`, `harness/beyond/plan.py`): the "
+            "engine's noise split into one seed's spread and the shared test set's part, projected to more seeds "
+            f"and larger test sets at the observed effect (80% power), costed in worker-hours (measured wall time "
+            f"per cell, scaled by the cost model). {decidable} of {len(table)} INCONCLUSIVE comparisons can be decided "
+            "at their observed effect; the rest sit too close to their boundary for any budget here." + stale, "",
+            markdown_table(table), ""]
+
+
 def pooled_calibration_part(path: Path | None) -> list[str]:
     """The pooled rule's measured error rates (``harness.verdict.pooled_calibration``), or how to measure them."""
     document = read_json(path, f"run `{POOLED_CALIBRATION_COMMAND}` again") if path is not None else None
@@ -266,7 +286,7 @@ def kept_replication(records_dir: str | Path, paper_tables: str | Path = PAPER_T
 def replication_section(records_dir: str | Path, plots_dir: str | Path, *, paper_tables: str | Path = PAPER_TABLES,
                         params: str | Path | None = "params.yaml", rule: DecisionRule = DEFAULT_RULE,
                         pooled_calibration: str | Path | None = None, cost: str | Path | None = None,
-                        kept: KeptReplication | None = None) -> str:
+                        kept: KeptReplication | None = None, plan: str | Path | None = None) -> str:
     """REPORT.md's replication section from ``<records_dir>/replication`` (the kept records of the profile), with
     the forest plots written to ``<plots_dir>/forest_<claim>.png``; says plainly when nothing has run yet.
     ``pooled_calibration`` and ``cost`` are the JSON of `calibrate --pooled` and `estimate --measured`; ``kept``:
@@ -321,6 +341,7 @@ def replication_section(records_dir: str | Path, plots_dir: str | Path, *, paper
         parts += [f"Across datasets: nothing pooled yet (a stratum needs records on ≥ {DEFAULT_POOLING.min_datasets} "
                   "datasets).", ""]
     parts += pooled_calibration_part(Path(pooled_calibration) if pooled_calibration is not None else None)
+    parts += plan_part(Path(plan) if plan is not None else None, len(cells))
     for claim, png in pngs.items():
         rows = forest_rows(replication, claim)
         plot_forest(rows, png, title=f"{claim}: {GAP_LABELS[claim]}, MiniLM-L6 (ours) vs BERT-base (paper)",

@@ -1,0 +1,64 @@
+"""The power projection (harness.beyond.plan): the seeds it asks for give the power it promises, on the engine's
+own test, and its options are costed as the grid would run them."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from harness.beyond.plan import options_for, plan_table, seeds_needed
+from harness.verdict.claims import Comparison
+from harness.verdict.decision import DEFAULT_RULE, Verdict
+from harness.verdict.replication import replication_of
+
+RECORDS = Path(__file__).resolve().parents[1] / "results" / "records" / "replication"
+
+
+@pytest.mark.parametrize("distance, seed_var1, test_var", [(2.0, 1.0, 0.1), (1.0, 0.5, 0.05), (-1.5, 2.0, 0.2)])
+def test_the_seeds_it_asks_for_give_80_percent_power_on_the_engines_test(distance, seed_var1, test_var):
+    k = seeds_needed(distance, seed_var1, test_var)
+    assert k is not None and k >= 2
+    assert k == 2 or seeds_needed(distance, seed_var1, test_var, max_seeds=k - 1) is None  # the fewest
+    # simulate: k per-seed differences around the truth plus one shared test-set shift; the engine's SE is the
+    # seeds' spread / k plus the known test term, on t with k - 1 df
+    rng, grids = np.random.default_rng(0), 4000
+    shift = rng.normal(0, math.sqrt(test_var), grids)
+    seeds = distance + shift[:, None] + rng.normal(0, math.sqrt(seed_var1), (grids, k))
+    se = np.sqrt(seeds.var(axis=1, ddof=1) / k + test_var)
+    t = seeds.mean(axis=1) / se * np.sign(distance)
+    power = float(np.mean(t > stats.t(k - 1).ppf(1 - DEFAULT_RULE.alpha)))
+    assert power >= 0.75, power  # 0.8 promised at the true variance; the estimated s^2 costs a little
+
+
+def test_at_the_boundary_nothing_decides():
+    assert seeds_needed(0.0, 1.0, 0.1) is None
+
+
+def _comparison(difference=2.0, boundary=0.0, se_seeds=0.5, se_test=0.3, k=3):
+    return Comparison("no-complete-recovery", {"dataset": "sst2", "comparison": "top50<clean"},
+                      {"difference": difference, "boundary": boundary, "se_seeds": se_seeds, "se_test": se_test,
+                       "n_seeds": k, "n_test": 1000}, Verdict.INCONCLUSIVE, "", stratum="top 50%")
+
+
+def test_options_cost_new_seeds_at_todays_test_size_and_every_seed_at_a_larger_one():
+    hours = {1000: 0.1, 4000: 0.2}
+    found = {o.n_test: o for o in options_for(_comparison(), lambda d, n: hours[n], [1000, 4000])}
+    today, larger = found[1000], found[4000]
+    assert today.new_cells == 2 * (today.seeds - 3) and today.hours == pytest.approx(today.new_cells * 0.1)
+    assert larger.new_cells == 2 * larger.seeds and larger.seeds <= today.seeds  # a smaller test term
+
+
+@pytest.mark.skipif(not RECORDS.is_dir(), reason="no kept replication records")
+def test_the_plan_covers_every_open_comparison_of_claims_1_to_3_and_sorts_by_cost():
+    kept = replication_of(RECORDS)
+    table = plan_table(kept, lambda d, n: 0.1 * n / 1000, lambda d, n: min(n, 4000))
+    near = {s.split(" (")[0] for s in kept.replication.near_chance}
+    open_ones = [c for d in kept.replication.datasets if d.dataset not in near for c in d.comparisons
+                 if c.claim in ("no-complete-recovery", "monotone-degradation", "bottom-worse-than-top")
+                 and c.verdict is Verdict.INCONCLUSIVE and "se_seeds" in c.values]
+    assert len(table) == len(open_ones) > 0
+    costs = [float(c.split(", ")[-1].removesuffix(" h")) for c in table["cheapest"] if not c.startswith("not")]
+    assert costs == sorted(costs)
+    assert not table["dataset"].isin(["RTE"]).any()  # near chance: out of the pooled verdicts, out of the plan
