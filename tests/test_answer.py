@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from harness.report.answer import answer_table, replication_cell
+from harness.report.protocol import protocol_table
 from harness.report.replication import kept_replication
 from harness.verdict.claims import SPECS
 from harness.verdict.replication import ORDERING_CLAIMS
@@ -47,3 +48,15 @@ def test_near_chance_datasets_are_named_where_they_are_left_out(sources):
         assert ("NEAR CHANCE" in replication_cell(kept, claim, 0.9)) == bool(near)
     assert "not measured by the replication" in replication_cell(kept, "separation-order", 0.9)
     assert replication_cell(None, ORDERING_CLAIMS[0], 0.9).startswith("–")
+
+
+def test_the_protocol_table_is_params_yaml_beside_the_paper():
+    if not (REPO / "data").is_dir():
+        pytest.skip("data/ is missing: run `dvc pull` first")
+    table = protocol_table(REPO / "params.yaml", REPO / "data", scored={"mrpc": 408}).set_index("dataset")
+    assert {"SST-2", "IMDB", "AG News", "Emotion", "MRPC", "RTE"} <= set(table.index)
+    assert table.loc["SST-2", "paper's (× 10 epochs)"] == "560,000"  # Table 1's 56k x 10
+    passes = int(table.loc["SST-2", "example-passes"].replace(",", ""))
+    assert table.loc["SST-2", "paper / ours"] == f"{560_000 / passes:.0f}×"
+    assert table.loc["MRPC", "n_test (paper's)"] == "408 (408)"
+    assert float(table.loc["IMDB", "cut by it"].rstrip("%")) > 50  # reviews run long: 128 tokens cut most of them

@@ -21,6 +21,7 @@ from harness.grid.profiles import load_profile
 from harness.method.config import METHOD_VERSION
 from harness.perf.estimate import cost_comparison_text
 from harness.report.markdown import markdown_table, provenance
+from harness.report.protocol import PROTOCOL_NOTE, protocol_table
 from harness.verdict.claims import CLAIMS
 from harness.verdict.decision import DEFAULT_RULE, DecisionRule
 from harness.verdict.replication import (
@@ -286,7 +287,8 @@ def kept_replication(records_dir: str | Path, paper_tables: str | Path = PAPER_T
 def replication_section(records_dir: str | Path, plots_dir: str | Path, *, paper_tables: str | Path = PAPER_TABLES,
                         params: str | Path | None = "params.yaml", rule: DecisionRule = DEFAULT_RULE,
                         pooled_calibration: str | Path | None = None, cost: str | Path | None = None,
-                        kept: KeptReplication | None = None, plan: str | Path | None = None) -> str:
+                        kept: KeptReplication | None = None, plan: str | Path | None = None,
+                        data_dir: str | Path = "data") -> str:
     """REPORT.md's replication section from ``<records_dir>/replication`` (the kept records of the profile), with
     the forest plots written to ``<plots_dir>/forest_<claim>.png``; says plainly when nothing has run yet.
     ``pooled_calibration`` and ``cost`` are the JSON of `calibrate --pooled` and `estimate --measured`; ``kept``:
@@ -314,6 +316,9 @@ def replication_section(records_dir: str | Path, plots_dir: str | Path, *, paper
               f"≥ {DEFAULT_POOLING.min_datasets} datasets only. Verdicts are the rule's one-sided tests at "
               f"{rule.alpha:g} (the ends of the {1 - 2 * rule.alpha:.0%} interval), so a 95% interval that touches a "
               "boundary can still be decided.", ""]
+    if params is not None and Path(params).is_file() and Path(data_dir).is_dir():
+        parts += ["**The protocol**, ours beside the paper's (params.yaml, profile `replication`):", "",
+                  markdown_table(protocol_table(params, data_dir, scored=cells.groupby("dataset")["n_test"].max().to_dict())), "", PROTOCOL_NOTE, ""]
     parts += [f"* {line}" for line in lr_choices(cells)]
     flagged = diagnosis[diagnosis["under_trained"].astype(bool)] if len(diagnosis) else diagnosis
     parts += [f"* PROVISIONAL: {dataset_name(r['dataset'])} ({r['mode']}) is under-trained: {r['reason']}."
