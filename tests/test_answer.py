@@ -1,11 +1,12 @@
 """REPORT.md's first table (harness.report.answer): one row per declared claim, each source's verdict as the engine
 judged it, resting on the stratum furthest from support."""
 
+import re
 from pathlib import Path
 
 import pytest
 
-from harness.report.answer import answer_table, replication_cell
+from harness.report.answer import answer_table, inconsistencies, replication_cell
 from harness.report.protocol import protocol_table
 from harness.report.replication import kept_replication
 from harness.verdict.claims import SPECS
@@ -60,3 +61,20 @@ def test_the_protocol_table_is_params_yaml_beside_the_paper():
     assert table.loc["SST-2", "paper / ours"] == f"{560_000 / passes:.0f}×"
     assert table.loc["MRPC", "n_test (paper's)"] == "408 (408)"
     assert float(table.loc["IMDB", "cut by it"].rstrip("%")) > 50  # reviews run long: 128 tokens cut most of them
+
+
+def test_the_consistency_check_finds_one_section_changed():
+    """REPORT.md as committed reads each source's judgement once; changing one section's verdict is caught."""
+    report = (REPO / "REPORT.md").read_text(encoding="utf-8")
+    assert inconsistencies(report) == []
+    line = next(x for x in report.splitlines() if x.startswith("Across datasets (the dataset"))
+    claim, verdict = re.search(r"([a-z-]+) \*\*(SUPPORTED|CONTRADICTED|INCONCLUSIVE)\*\*", line).groups()
+    other = "SUPPORTED" if verdict != "SUPPORTED" else "INCONCLUSIVE"
+    changed = report.replace(line, line.replace(f"{claim} **{verdict}**", f"{claim} **{other}**", 1))
+    assert inconsistencies(changed) == [(f"{claim} (replication): the answer says {verdict}, the replication section "
+                                        f"{other}")]
+    row = next(x for x in report.splitlines() if x.startswith("| no-complete-recovery | **"))
+    swapped = row.replace("**INCONCLUSIVE**", "**CONTRADICTED**", 1) if "**INCONCLUSIVE**" in row else \
+        row.replace("**SUPPORTED**", "**CONTRADICTED**", 1)
+    assert any("(paper)" in p for p in inconsistencies(report.replace(row, swapped)))
+    assert inconsistencies("no report") == ["no answer table"]

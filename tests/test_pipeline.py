@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from harness.report.answer import inconsistencies
 from harness.report.document import MEASURED_INPUTS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,6 +63,10 @@ def test_repro_runs_every_stage_and_writes_the_report(pipeline):
     assert "## Beyond the paper: the healing curve and the ablations" in report
     analysis = pd.read_csv(root / "results" / "analysis.csv")
     assert set(analysis["setting"]) == {"clean", "top", "bottom", "100%"} and set(analysis["seed"]) == {0, 1}
+    # the answer first, each source judged once: no claim of one source with two verdicts anywhere in the report
+    assert report.index("## The answer") < report.index("## Verdicts")
+    assert inconsistencies(report) == []
+    assert "## Healing or under-training?" in report and "**What would decide each open comparison**" in report
 
 
 def test_a_second_repro_does_nothing(pipeline):

@@ -6,6 +6,7 @@ the interval the verdict uses, its outcome in words, and the marks carried from 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 
 import pandas as pd
@@ -67,10 +68,7 @@ def replication_cell(kept: KeptReplication | None, claim: str, level: float) -> 
     under = {str(d) for d in flagged.get("dataset", pd.Series(dtype=str))}
     near = f"; NEAR CHANCE, left out: {', '.join(replication.near_chance)}" if replication.near_chance else ""
     if claim in ORDERING_CLAIMS and (decision := replication.pooled_verdict(claim)) is not None:
-        strata = [p for p in replication.pooled if p.claim == claim and p.source == "ours"]
-        # the stratum furthest from the headline's other outcomes: the strongest contradiction, else the least support
-        pooled = (min(strata, key=lambda p: p.p_contradict) if decision.verdict is Verdict.CONTRADICTED
-                  else max(strata, key=lambda p: p.p_support))
+        pooled = replication.rests_on(claim)
         stratum = pooled.stratum
         low, high = pooled.interval(level)
         rests = sorted(set(pooled.datasets) & under)
@@ -120,3 +118,51 @@ def answer_section(paper: Mapping[str, ClaimVerdict], paper_comparisons: Sequenc
            if kept is not None else "") + ", at a fine-tuning budget below the paper's (see \"Healing or "
         "under-training?\").", "",
         markdown_table(answer_table(paper, paper_comparisons, kept, grid, grid_comparisons, grid_name, rule)), ""])
+
+
+# ---------------------------------------------------------------- one judgement per source, checked on the text
+
+_VERDICT = re.compile(r"\*\*(SUPPORTED|CONTRADICTED|INCONCLUSIVE)\*\*")
+
+
+def _table_rows(text: str, header_start: str) -> list[list[str]]:
+    """The cells of the markdown table whose header row starts with ``header_start``."""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith(header_start)), None)
+    if start is None:
+        return []
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    return rows
+
+
+def _first_verdict(cell: str) -> str | None:
+    found = _VERDICT.search(cell)
+    return found.group(1) if found else None
+
+
+def inconsistencies(text: str) -> list[str]:
+    """Where REPORT.md gives one source's claim two verdicts: the answer table against the verdicts table (the
+    paper's tables, this run) and against the replication section's pooled line. Empty when every section reads
+    the same judgement."""
+    answer = {row[0]: row for row in _table_rows(text, "| claim | the paper's own tables |")}
+    verdicts = {row[0]: row for row in _table_rows(text, "| claim | paper's own tables | our grid |")}
+    pooled_line = next((line for line in text.splitlines() if line.startswith("Across datasets (the dataset")), "")
+    pooled = dict(re.findall(r"([a-z-]+) \*\*(SUPPORTED|CONTRADICTED|INCONCLUSIVE)\*\*", pooled_line))
+    problems = []
+    for claim, row in answer.items():
+        if claim in verdicts:
+            for column, (mine, theirs) in {"paper": (row[1], verdicts[claim][1]),
+                                           "this run": (row[3], verdicts[claim][2])}.items():
+                if _first_verdict(mine) != _first_verdict(theirs):
+                    problems.append(f"{claim} ({column}): the answer says {_first_verdict(mine)}, the verdicts "
+                                    f"table {_first_verdict(theirs)}")
+        if claim in pooled and _first_verdict(row[2]) != pooled[claim]:
+            problems.append(f"{claim} (replication): the answer says {_first_verdict(row[2])}, the replication "
+                            f"section {pooled[claim]}")
+    if not answer:
+        problems.append("no answer table")
+    return problems

@@ -336,7 +336,7 @@ def replication_section(records_dir: str | Path, plots_dir: str | Path, *, paper
         left_out = (f" Left out as near chance (claims/README.md's rule, on each side by its own clean F1): "
                     f"{', '.join(replication.near_chance)}." if replication.near_chance else "")
         parts += ["Across datasets (the dataset as the unit): "
-                  + "; ".join(f"{claim} **{d.verdict}**" + (f" (weakest stratum: {d.decisive.name})" if d.decisive
+                  + "; ".join(f"{claim} **{d.verdict}**" + (f" (rests on {rests.stratum})" if (rests := replication.rests_on(claim))
                                                            else "") for claim, d in decided.items()) + ". "
                   "A universal claim (quantifier `every`: \"never\", \"is worse\") is judged as universal: a stratum is "
                   "SUPPORTED only when every dataset's own gap clears the boundary; the random-effects mean, its "

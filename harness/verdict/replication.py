@@ -399,6 +399,17 @@ class Replication:
     def pooled_verdict(self, claim: str, source: str = "ours", reading: str = "quantifier") -> ClaimDecision | None:
         return pooled_claim(self.pooled, claim, source, self.rule, reading)
 
+    def rests_on(self, claim: str, source: str = "ours") -> Pooled | None:
+        """The pooled stratum a claim's verdict rests on: the strongest contradiction where it is CONTRADICTED,
+        else the stratum furthest from support (a claim is SUPPORTED only when every stratum is)."""
+        decision = self.pooled_verdict(claim, source)
+        strata = [p for p in self.pooled if p.claim == claim and p.source == source]
+        if decision is None or not strata:
+            return None
+        if decision.verdict is Verdict.CONTRADICTED:
+            return min(strata, key=lambda p: p.p_contradict)
+        return max(strata, key=lambda p: p.p_support)
+
 
 def replicate(frame: pd.DataFrame, predictions: Mapping[str, Prediction] | None = None, *,
               paper: pd.DataFrame | None = None, rule: DecisionRule = DEFAULT_RULE,
