@@ -196,6 +196,39 @@ def plot_healing_curve(gap_table: pd.DataFrame, path: str | Path, margin: float,
     return _save_png(figure, path)
 
 
+def plot_budget_gaps(points: pd.DataFrame, lines: pd.DataFrame, path: str | Path, margin: float,
+                     level: float) -> Path:
+    """Claim 1's gap against the budget, one panel per dataset (``harness.beyond.budget.gap_points``: gap with its
+    interval per setting and budget) and each setting's fitted line (``lines``: dataset, setting, slope, at_paper,
+    paper_budget) drawn on to the paper's budget, marked."""
+    datasets = list(dict.fromkeys(points["dataset"]))
+    figure = Figure(figsize=(3.4 * max(len(datasets), 1), 3.3), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(1, max(len(datasets), 1), squeeze=False)[0])
+    colors = {"bottom": "tab:red", "top": "tab:blue", "100%": "tab:purple"}
+    for ax, dataset in zip(axes, datasets):
+        ax.axhspan(-margin, margin, color="0.9")
+        ax.axhline(0.0, color="grey", linewidth=0.8)
+        mine = points[points["dataset"] == dataset]
+        for setting, part in mine.groupby("setting", sort=False):
+            color = colors.get(str(setting).split(" ")[0])
+            ax.errorbar(part["budget"], part["gap"], yerr=[part["gap"] - part["low"], part["high"] - part["gap"]],
+                        marker="o", markersize=4, capsize=3, color=color, label=str(setting), linestyle="none")
+            fit = lines[(lines["dataset"] == dataset) & (lines["setting"] == setting)]
+            for row in fit.itertuples():
+                xs = np.array([part["budget"].min(), row.paper_budget], dtype=float)
+                ax.plot(xs, row.at_paper + row.slope * (np.log2(xs) - math.log2(row.paper_budget)), color=color,
+                        linestyle="--", linewidth=1)
+        for row in lines[lines["dataset"] == dataset].drop_duplicates("paper_budget").itertuples():
+            ax.axvline(row.paper_budget, color="black", linestyle=":", linewidth=1)
+            ax.text(row.paper_budget, ax.get_ylim()[1], " paper", fontsize=7, va="top")
+        ax.set_xscale("log", base=2)
+        ax.set_title(dataset, fontsize=9)
+        ax.set_xlabel("example-passes (log2)")
+        ax.legend(fontsize=6)
+    axes[0].set_ylabel(f"F1(clean) - F1(setting), {level:.0%} interval")
+    return _save_png(figure, path)
+
+
 def plot_ablations(cells: pd.DataFrame, path: str | Path, title: str = "") -> Path:
     """Test F1 of every full fine-tuning variant (``harness.beyond.ablations.with_variants``): seed means as bars,
     seeds as dots, clean as a line."""

@@ -137,13 +137,14 @@ def test_interval_uses_t_on_the_df_and_the_normal_without():
 
 
 @pytest.mark.skipif(not (RECORDS / "budget").is_dir(), reason="no kept budget records")
-def test_the_section_on_the_kept_records_says_what_it_rests_on():
+def test_the_section_on_the_kept_records_says_what_it_rests_on(tmp_path):
     cells = budget_cells(RECORDS / "budget")
     lrs = lr_table(cells)
     sst2 = lrs[(lrs["dataset"] == "sst2") & (lrs["budget"] == 6000)].set_index("setting")
     # the design's reading of the SST-2 scan (params.yaml): clean 1e-4, the corrupted settings 2e-4
     assert sst2.loc["clean", "chosen lr"] == 1e-4
     assert {sst2.loc[s, "chosen lr"] for s in ("bottom 50%", "top 50%", "100%")} == {2e-4}
-    text = budget_section(RECORDS, params=Path(__file__).resolve().parents[1] / "params.yaml")
+    text = budget_section(RECORDS, params=Path(__file__).resolve().parents[1] / "params.yaml", plots_dir=tmp_path)
+    assert (tmp_path / "budget_gaps.png").stat().st_size > 10_000
     assert "## Healing or under-training?" in text and "slope per doubling" in text and "SST-2" in text
     assert "Intervals are 90%" in text

@@ -246,6 +246,26 @@ def trends(points: Sequence[AtBudget], rule: DecisionRule = DEFAULT_RULE) -> lis
     return found
 
 
+def gap_points(points: Sequence[AtBudget], claim: str) -> pd.DataFrame:
+    """Claim 1's gap per dataset, setting and budget, numeric, from each (dataset, budget)'s own judgement."""
+    rows = []
+    for p in points:
+        for c in p.verdicts.comparisons:
+            if c.claim != claim or "difference" not in c.values:
+                continue
+            gap = float(c.values["difference"])
+            low, high = interval(gap, float(c.values.get("se", math.nan)), float(c.values.get("df", math.inf)))
+            rows.append({"dataset": dataset_name(p.dataset), "setting": c.stratum, "budget": p.budget, "gap": gap,
+                         "low": low, "high": high, "verdict": str(c.verdict), "outcome": c.outcome or "–"})
+    return pd.DataFrame(rows, columns=["dataset", "setting", "budget", "gap", "low", "high", "verdict", "outcome"])
+
+
+def trend_lines(found: Sequence[Trend]) -> pd.DataFrame:
+    return pd.DataFrame([{"dataset": dataset_name(t.dataset), "setting": t.setting, "slope": t.slope,
+                          "at_paper": t.at_paper, "paper_budget": t.paper_budget} for t in found],
+                        columns=["dataset", "setting", "slope", "at_paper", "paper_budget"])
+
+
 # ---------------------------------------------------------------- does a verdict change with the budget?
 
 

@@ -17,12 +17,14 @@ from harness.beyond.budget import (
     at_budgets,
     budget_cells,
     changes,
-    interval,
+    gap_points,
     lr_table,
     rises,
+    trend_lines,
     trends,
     verdicts_by_budget,
 )
+from harness.figures import plot_budget_gaps
 from harness.method.config import METHOD_VERSION
 from harness.perf.estimate import cost_comparison_text
 from harness.report.markdown import markdown_table, provenance
@@ -51,19 +53,13 @@ def protocol_table(cells: pd.DataFrame) -> pd.DataFrame:
 
 
 def gap_rows(points: list[AtBudget]) -> pd.DataFrame:
-    """Claim 1's gap (clean − setting) per dataset, setting and budget, with the engine's verdict."""
-    rows = []
-    for p in points:
-        for c in p.verdicts.comparisons:
-            if c.claim != ORDERING_CLAIMS[0] or "difference" not in c.values:
-                continue
-            se, df = float(c.values.get("se", math.nan)), float(c.values.get("df", math.inf))
-            estimate = float(c.values["difference"])
-            low, high = interval(estimate, se, df)
-            rows.append({"dataset": dataset_name(p.dataset), "setting": c.stratum, "budget": f"{p.budget:,}",
-                         f"gap [{LEVEL:.0%}]": _span(estimate, low, high), "verdict": str(c.verdict),
-                         "outcome": c.outcome or "–"})
-    return pd.DataFrame(rows)
+    """Claim 1's gap (clean − setting) per dataset, setting and budget, with the engine's verdict and outcome."""
+    found = gap_points(points, ORDERING_CLAIMS[0])
+    return pd.DataFrame({"dataset": found["dataset"], "setting": found["setting"],
+                         "budget": found["budget"].map("{:,}".format),
+                         f"gap [{LEVEL:.0%}]": [_span(g, lo, hi) for g, lo, hi in zip(found["gap"], found["low"],
+                                                                                       found["high"])],
+                         "verdict": found["verdict"], "outcome": found["outcome"]})
 
 
 def trend_table(found: list[Trend]) -> pd.DataFrame:
@@ -120,7 +116,7 @@ def converged_at(found: list[Rise]) -> dict[str, int]:
 
 
 def budget_section(records_dir: str | Path, *, rule: DecisionRule = DEFAULT_RULE, cost: str | Path | None = None,
-                   params: str | Path | None = "params.yaml") -> str:
+                   params: str | Path | None = "params.yaml", plots_dir: str | Path = "results/plots") -> str:
     """REPORT.md's section on the fine-tuning budget, from ``<records_dir>/budget``; says plainly when nothing has
     run yet."""
     folder = Path(records_dir) / PROFILE
@@ -161,6 +157,10 @@ def budget_section(records_dir: str | Path, *, rule: DecisionRule = DEFAULT_RULE
                      "one: they stay at the replication's own budget."), "", markdown_table(rise_table(steps)), ""]
     parts += [(f"**Claim 1's gap** (F1(clean) − F1(setting)) at each budget, with the engine's verdict "
               f"(boundary +{rule.equivalence_margin:g}):"), "", markdown_table(gap_rows(points)), ""]
+    png = Path(plots_dir) / "budget_gaps.png"
+    plot_budget_gaps(gap_points(points, ORDERING_CLAIMS[0]), trend_lines(found), png, rule.equivalence_margin, LEVEL)
+    parts += [f"![Claim 1's gap against the budget, each setting's line drawn on to the paper's budget]({png.as_posix()})",
+              ""]
     if found:
         parts += [("**The gap against log2(budget)**: a least-squares line through each seed's gaps; slope in F1 "
                   "points per doubling (negative: the gap shrinks), and the line read at the paper's budget. The "

@@ -419,7 +419,7 @@ def build_report(results_dir: Path = Path("results"), paper_csv: Path = Path("cl
         replication_section(results_dir / "records", results_dir / "plots", paper_tables=paper_csv,
                             pooled_calibration=results_dir / POOLED_CALIBRATION, cost=results_dir / COST, kept=kept,
                             plan=results_dir / PLAN),
-        budget_section(results_dir / "records", cost=results_dir / BUDGET_COST),
+        budget_section(results_dir / "records", cost=results_dir / BUDGET_COST, plots_dir=results_dir / "plots"),
         "## Where the paper's own numbers contradict its prose",
         "",
         contradictions(paper_comparisons, "the paper's tables"),
