@@ -24,7 +24,6 @@ from harness.report.markdown import markdown_table
 from harness.report.budget import budget_section
 from harness.report.answer import answer_section
 from harness.report.replication import kept_replication, replication_section
-from harness.verdict import claims
 from harness.verdict.calibration import calibration_text
 from harness.verdict.convergence import DEFAULT_CONVERGENCE
 from harness.verdict.decision import DEFAULT_RULE, Verdict
@@ -344,7 +343,7 @@ def build_report(results_dir: Path = Path("results"), paper_csv: Path = Path("cl
         "",
         *[f"- {c.claim} on {source}: {c.detail}." for source, found in (("the paper's own tables", paper_comparisons),
                                                                           ("our grid", our_comparisons))
-          for c in found if c.claim == claims.CLAIMS[4] and c.ids.get("comparison") == "nothing"],
+          for c in found if c.claim == "separation-order" and c.ids.get("comparison") == "nothing"],
         "",
         *([f"**PROVISIONAL** — {v.claim}: {v.provisional_detail}." for v in provisional] or
           ["No verdict on our grid is provisional: the convergence diagnostic finds every slice trained to a "

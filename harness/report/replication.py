@@ -22,7 +22,6 @@ from harness.method.config import METHOD_VERSION
 from harness.perf.estimate import cost_comparison_text
 from harness.report.markdown import markdown_table, provenance
 from harness.report.protocol import PROTOCOL_NOTE, protocol_table
-from harness.verdict.claims import CLAIMS
 from harness.verdict.decision import DEFAULT_RULE, DecisionRule
 from harness.verdict.replication import (
     DEFAULT_POOLING,
@@ -54,8 +53,8 @@ def gap_text(item: Gap | Pooled) -> str:
     return _interval_text(value, *item.interval())
 
 
-GAP_LABELS = {CLAIMS[0]: "F1(clean) − F1(corrupted)", CLAIMS[1]: "F1 lost at the step",
-              CLAIMS[2]: "F1(top) − F1(bottom)"}
+GAP_LABELS = {"no-complete-recovery": "F1(clean) − F1(corrupted)", "monotone-degradation": "F1 lost at the step",
+              "bottom-worse-than-top": "F1(top) − F1(bottom)"}
 
 
 def forest_rows(replication: Replication, claim: str) -> pd.DataFrame:
@@ -121,7 +120,7 @@ def dataset_table(replication: Replication) -> pd.DataFrame:
     rows = []
     for d in replication.datasets:
         row = {"dataset": dataset_name(d.dataset)}
-        for claim in CLAIMS[:4]:
+        for claim in ("no-complete-recovery", "monotone-degradation", "bottom-worse-than-top", "probe-instability"):
             verdict = d.verdicts.get(claim)
             row[claim] = ("–" if verdict is None or not d.tested(claim) else
                           f"**{verdict.verdict}**" + (" (provisional)" if verdict.provisional else "")
@@ -169,7 +168,8 @@ def agreement_sentences(replication: Replication, claim: str) -> list[str]:
         same = [a for a in found if a.reading == "consistent"]
         smaller = [a for a in found if a.reading == "smaller here"]
         larger = [a for a in found if a.reading == "larger here"]
-        sentences.append(f"Gap size: on {len(same)} of {len(found)} (dataset, {'setting' if claim == CLAIMS[0] else 'level'}) "
+        unit = "setting" if claim == "no-complete-recovery" else "level"
+        sentences.append(f"Gap size: on {len(same)} of {len(found)} (dataset, {unit}) "
                          f"pairs with a paper value at the same level, the paper's BERT-base gap is within what the two "
                          f"gaps' noise allows (|z| below the 95% point)." +
                          (f" Ours is smaller on {len(smaller)}: {_listing(smaller)}." if smaller else "") +

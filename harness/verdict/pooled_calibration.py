@@ -43,7 +43,6 @@ from harness.verdict.calibration import (
     simulate_runs,
     stale_rule_note,
 )
-from harness.verdict.claims import CLAIMS
 from harness.verdict.decision import DEFAULT_RULE, DecisionRule, Verdict, weighted_f1_resampled
 from harness.verdict.replication import (
     DEFAULT_POOLING,
@@ -54,6 +53,9 @@ from harness.verdict.replication import (
     pool,
     pooled_claim,
 )
+
+# claims/claims.yaml's names of the three findings with a gap, which these simulations build truths for
+RECOVERY, DEGRADATION, BOTTOM_WORSE = "no-complete-recovery", "monotone-degradation", "bottom-worse-than-top"
 
 # The one-grid scenarios whose truths concern claims 1-3 (the noisier probe changes only claim 4).
 POOLED_SCENARIOS = tuple(s for s in SCENARIOS if s.probe_seed_factor == 1.0)
@@ -116,11 +118,11 @@ def on_average(claim: str) -> str:
 def true_gaps(scenario: Scenario) -> dict[tuple[str, str], float]:
     """The mean true gap of every pooled (claim, stratum) the simulated grid has."""
     clean, bottom, top, full = scenario.accuracy
-    return {(CLAIMS[0], "bottom 50%"): clean - bottom, (CLAIMS[0], "top 50%"): clean - top,
-            (CLAIMS[0], "100%"): clean - full,
-            (CLAIMS[1], "clean → bottom 50%"): clean - bottom, (CLAIMS[1], "bottom 50% → 100%"): bottom - full,
-            (CLAIMS[1], "clean → top 50%"): clean - top, (CLAIMS[1], "top 50% → 100%"): top - full,
-            (CLAIMS[2], "50%"): top - bottom}
+    return {(RECOVERY, "bottom 50%"): clean - bottom, (RECOVERY, "top 50%"): clean - top,
+            (RECOVERY, "100%"): clean - full,
+            (DEGRADATION, "clean → bottom 50%"): clean - bottom, (DEGRADATION, "bottom 50% → 100%"): bottom - full,
+            (DEGRADATION, "clean → top 50%"): clean - top, (DEGRADATION, "top 50% → 100%"): top - full,
+            (BOTTOM_WORSE, "50%"): top - bottom}
 
 
 def run_pooled_calibration(size: PooledSize = PooledSize(), rule: DecisionRule = DEFAULT_RULE,
