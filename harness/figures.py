@@ -256,7 +256,7 @@ def plot_ablations(cells: pd.DataFrame, path: str | Path, title: str = "") -> Pa
 # ---------------------------------------------------------------- issue 22: the replication's forest plot
 
 FOREST_STYLE = {  # (source, pooled) -> marker, colour, filled, legend label
-    ("ours", False): ("o", "black", True, "ours (MiniLM-L6), 95% CI"),
+    ("ours", False): ("o", "black", True, "ours (MiniLM-L6); marks: S, C, I verdict, P provisional"),
     ("paper", False): ("s", "tab:orange", False, "paper (BERT-base), assumed run noise"),
     ("ours", True): ("D", "black", True, "pooled over datasets (random effects)"),
     ("paper", True): ("D", "tab:orange", False, "the paper's, pooled the same way"),
@@ -285,7 +285,7 @@ def forest_figure(rows: pd.DataFrame, *, title: str, xlabel: str, row_order: Seq
     lines = math.ceil(len(strata) / columns)
     width = max(4.0, 1.3 + 2.5 * columns)  # 4 inches: the legend's longest entry, stacked, still fits
     figure = Figure(figsize=(width, 1.5 + lines * (0.6 + 0.3 * max(len(labels), 1))), layout="constrained")
-    axes = figure.subplots(lines, columns, squeeze=False, sharey=True)
+    axes = figure.subplots(lines, columns, squeeze=False, sharey=True, sharex=True)  # one scale for every panel
     handles = {}
     for ax, stratum in zip(axes.flat, strata):
         panel = rows[rows["stratum"] == stratum]
@@ -302,6 +302,10 @@ def forest_figure(rows: pd.DataFrame, *, title: str, xlabel: str, row_order: Seq
             handles[label] = ax.errorbar(row.estimate, y, xerr=error, fmt=marker, color=color, markersize=5,
                                          capsize=2, linewidth=1, markerfacecolor=color if filled else "white",
                                          label=label)
+            mark = getattr(row, "verdict", "")[:1] + ("P" if getattr(row, "provisional", False) else "")
+            if mark:  # the row's verdict beside its interval: S(upported), C(ontradicted), I(nconclusive), P(rovisional)
+                ax.annotate(mark, (row.high if math.isfinite(row.high) else row.estimate, y), xytext=(3, 0),
+                            textcoords="offset points", fontsize=6, va="center", color=color)
         ax.set_title(stratum, fontsize=9)
         ax.tick_params(labelsize=7)
         ax.set_xlabel(xlabel, fontsize=7)

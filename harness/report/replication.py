@@ -48,9 +48,15 @@ def _interval_text(estimate: float, low: float, high: float) -> str:
     return f"{estimate:+.2f} [{low:+.2f}, {high:+.2f}]" if math.isfinite(low) else f"{estimate:+.2f} (no test)"
 
 
+# Intervals shown at the verdicts' level: their ends are the rule's one-sided tests at alpha, so a reader can check
+# each verdict against the interval beside it (the pooled coverage calibration keeps its own 95%).
+SHOWN_LEVEL = 1 - 2 * DEFAULT_RULE.alpha
+SHOWN = f"{SHOWN_LEVEL:.0%}"
+
+
 def gap_text(item: Gap | Pooled) -> str:
     value = item.difference if isinstance(item, Gap) else item.estimate
-    return _interval_text(value, *item.interval())
+    return _interval_text(value, *item.interval(SHOWN_LEVEL))
 
 
 GAP_LABELS = {"no-complete-recovery": "F1(clean) − F1(corrupted)", "monotone-degradation": "F1 lost at the step",
@@ -59,21 +65,24 @@ GAP_LABELS = {"no-complete-recovery": "F1(clean) − F1(corrupted)", "monotone-d
 
 def forest_rows(replication: Replication, claim: str) -> pd.DataFrame:
     """The forest plot's rows for ``claim``: per stratum, each dataset's gap (ours and the paper's at the same
-    level) and the pooled ones, with their 95% intervals."""
+    level) and the pooled ones, with their intervals at the verdicts' level and each one's verdict."""
     rows = []
     for stratum in strata_in_order(replication.gaps, claim):
         for source, gaps in (("ours", replication.gaps), ("paper", replication.paper_gaps)):
             for g in gaps:
                 if g.claim == claim and g.stratum == stratum:
-                    low, high = g.interval()
+                    low, high = g.interval(SHOWN_LEVEL)
                     rows.append({"stratum": stratum, "row": dataset_name(g.dataset), "source": source, "pooled": False,
-                                 "estimate": g.difference, "low": low, "high": high, "boundary": g.boundary})
+                                 "estimate": g.difference, "low": low, "high": high, "boundary": g.boundary,
+                                 "verdict": str(g.verdict), "provisional": g.provisional})
         for p in replication.pooled:
             if p.claim == claim and p.stratum == stratum:
-                low, high = p.interval()
+                low, high = p.interval(SHOWN_LEVEL)
                 rows.append({"stratum": stratum, "row": "pooled", "source": p.source,
-                             "pooled": True, "estimate": p.estimate, "low": low, "high": high, "boundary": p.boundary})
-    return pd.DataFrame(rows, columns=["stratum", "row", "source", "pooled", "estimate", "low", "high", "boundary"])
+                             "pooled": True, "estimate": p.estimate, "low": low, "high": high, "boundary": p.boundary,
+                             "verdict": str(p.verdict), "provisional": False})
+    return pd.DataFrame(rows, columns=["stratum", "row", "source", "pooled", "estimate", "low", "high", "boundary",
+                                       "verdict", "provisional"])
 
 
 def gap_table(replication: Replication, claim: str) -> pd.DataFrame:
@@ -86,7 +95,7 @@ def gap_table(replication: Replication, claim: str) -> pd.DataFrame:
         paper = theirs.get((g.dataset, g.stratum))
         found = readings.get((g.dataset, g.stratum))
         rows.append({"stratum": g.stratum, "dataset": dataset_name(g.dataset),
-                     "ours (MiniLM-L6), 95% CI": gap_text(g),
+                     f"ours (MiniLM-L6), {SHOWN} CI": gap_text(g),
                      "ours": f"**{g.verdict}**" + (" (provisional)" if g.provisional else ""),
                      "paper (BERT-base)": f"{gap_text(paper)} ({paper.table})" if paper else "–",
                      "paper": f"**{paper.verdict}**" if paper else "–",
@@ -104,7 +113,7 @@ def pooled_table(replication: Replication) -> pd.DataFrame:
                 continue
             ours, paper = found["ours"], found.get("paper")
             rows.append({"claim": claim, "stratum": stratum, "datasets": len(ours.datasets),
-                         "pooled gap, 95% CI": gap_text(ours), "τ (between datasets)": f"{ours.tau:.2f}",
+                         f"pooled gap, {SHOWN} CI": gap_text(ours), "τ (between datasets)": f"{ours.tau:.2f}",
                          "boundary": f"{ours.boundary:+g}", "quantifier": ours.quantifier,
                          "verdict": f"**{ours.verdict}**",
                          "p(above) / p(below)": f"{ours.p_support:.3g} / {ours.p_contradict:.3g}",
@@ -310,12 +319,12 @@ def replication_section(records_dir: str | Path, plots_dir: str | Path, *, paper
     parts += [f"From {provenance(cells, folder)} ({coverage} of the profile{'; PARTIAL' if expected and len(cells) < expected else ''}"
               f"{f'; {other} records of other method versions passed over' if other else ''}). Test F1 at the epoch of "
               "best validation F1, lr chosen on validation; every verdict is the calibrated rule's "
-              "(`harness/verdict/decision.py`). Gaps are F1 points with 95% intervals (ours: seeds and the shared test set, "
+              f"(`harness/verdict/decision.py`). Gaps are F1 points with {SHOWN} intervals (ours: seeds and the shared test set, "
               "t on the seeds' k − 1 df; the paper's: one run each, the rule's assumed run-to-run SD); pooled: "
               "random effects over datasets (Paule-Mandel τ², Hartung-Knapp interval on k − 1 df), strata run on "
               f"≥ {DEFAULT_POOLING.min_datasets} datasets only. Verdicts are the rule's one-sided tests at "
-              f"{rule.alpha:g} (the ends of the {1 - 2 * rule.alpha:.0%} interval), so a 95% interval that touches a "
-              "boundary can still be decided.", ""]
+              f"{rule.alpha:g}: the ends of the {SHOWN} intervals shown, so an interval clear of a boundary is a "
+              "decided test. Forest plots mark each row's verdict (S, C, I; P: provisional).", ""]
     if params is not None and Path(params).is_file() and Path(data_dir).is_dir():
         parts += ["**The protocol**, ours beside the paper's (params.yaml, profile `replication`):", "",
                   markdown_table(protocol_table(params, data_dir, scored=cells.groupby("dataset")["n_test"].max().to_dict())), "", PROTOCOL_NOTE, ""]
