@@ -136,7 +136,6 @@ def test_interval_uses_t_on_the_df_and_the_normal_without():
     assert all(math.isnan(v) for v in interval(1.0, math.nan, 2))
 
 
-@pytest.mark.skipif(not (RECORDS / "budget").is_dir(), reason="no kept budget records")
 def test_the_section_on_the_kept_records_says_what_it_rests_on(tmp_path):
     cells = budget_cells(RECORDS / "budget")
     lrs = lr_table(cells)

@@ -50,7 +50,6 @@ def test_options_cost_new_seeds_at_todays_test_size_and_every_seed_at_a_larger_o
     assert larger.new_cells == 2 * larger.seeds and larger.seeds <= today.seeds  # a smaller test term
 
 
-@pytest.mark.skipif(not RECORDS.is_dir(), reason="no kept replication records")
 def test_the_plan_covers_every_open_comparison_of_claims_1_to_3_and_sorts_by_cost():
     kept = replication_of(RECORDS)
     table = plan_table(kept, lambda d, n: 0.1 * n / 1000, lambda d, n: min(n, 4000))
