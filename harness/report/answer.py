@@ -10,8 +10,8 @@ import re
 from collections.abc import Mapping, Sequence
 
 import pandas as pd
-from scipy import stats
 
+from harness.beyond.budget import interval
 from harness.report.markdown import markdown_table
 from harness.verdict.claims import Comparison
 from harness.verdict.decision import DEFAULT_RULE, DecisionRule, Verdict
@@ -25,13 +25,6 @@ def verdict_level(rule: DecisionRule = DEFAULT_RULE) -> float:
     return 1 - 2 * rule.alpha
 
 
-def _t_interval(estimate: float, se: float, df: float, level: float) -> tuple[float, float]:
-    if not (math.isfinite(estimate) and math.isfinite(se)):
-        return math.nan, math.nan
-    half = (stats.norm if math.isinf(df) else stats.t(df)).ppf(0.5 + level / 2) * se
-    return estimate - half, estimate + half
-
-
 def weakest(comparisons: Sequence[Comparison], claim: str, stratum: str) -> Comparison | None:
     """The stratum's comparison its verdict rests on: the scored one furthest from support (largest p_support)."""
     scored = [c for c in comparisons if c.claim == claim and c.stratum == stratum and "difference" in c.values]
@@ -40,7 +33,7 @@ def weakest(comparisons: Sequence[Comparison], claim: str, stratum: str) -> Comp
 
 def _effect(c: Comparison, level: float) -> str:
     estimate = float(c.values["difference"])
-    low, high = _t_interval(estimate, float(c.values.get("se", math.nan)), float(c.values.get("df", math.inf)), level)
+    low, high = interval(estimate, float(c.values.get("se", math.nan)), float(c.values.get("df", math.inf)), level)
     span = f"{estimate:+.2f} [{low:+.2f}, {high:+.2f}]" if math.isfinite(low) else f"{estimate:+.2f}"
     return span + (f", {c.outcome}" if c.outcome else "")
 
