@@ -141,6 +141,8 @@ def add_calibrate_cli(subparsers) -> None:
     p.add_argument("--reuse-cases", action="store_true", help="with --pooled: take the simulated cases from --out "
                    "(run with the same size, rule and pooling: the run is seeded, so it would only repeat them) and "
                    "simulate only the rechecks")
+    p.add_argument("--cases-dir", default=None, help="with --stress: keep each finished case in this folder and "
+                   "take those already there, so a stopped run resumes (default: results/calibration_stress_cases)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="the table and every case, as JSON (default: "
                    "results/calibration.json; with --pooled results/calibration_pooled.json; with --stress "
@@ -154,10 +156,11 @@ def run_calibrate_cli(args: argparse.Namespace) -> int:
     if args.stress:
         if args.pooled or args.datasets is not None or args.readme is not None or args.reuse_cases:
             raise BadInput("--stress has its own layouts (one grid and pooled, 1 to 8 datasets): it takes --grids, "
-                           "--seed, --recheck and --out only")
+                           "--seed, --recheck, --cases-dir and --out only")
         print(write_stress_calibration(grids=args.grids, seed=args.seed,
                                        out=args.out or "results/calibration_stress.json",
-                                       rechecks=400 if args.recheck is None else args.recheck))
+                                       rechecks=400 if args.recheck is None else args.recheck,
+                                       cases_dir=args.cases_dir or "results/calibration_stress_cases"))
         return 0
     if args.pooled:
         if args.readme is not None:
@@ -168,6 +171,8 @@ def run_calibrate_cli(args: argparse.Namespace) -> int:
                                        rechecks=400 if args.recheck is None else args.recheck,
                                        reuse_cases=args.reuse_cases))
         return 0
+    if args.cases_dir is not None:
+        raise BadInput("--cases-dir applies to --stress")
     if args.recheck is not None or args.reuse_cases:
         raise BadInput("--recheck and --reuse-cases apply to --pooled (the one-grid table's cases are not simulated "
                        "again)")

@@ -38,13 +38,18 @@ def _without_docstrings(tree: ast.AST) -> ast.AST:
     return tree
 
 
-def method_digest(folder: Path = PACKAGE) -> str:
-    """sha256 of the method modules' syntax trees: comments, docstrings and layout do not count."""
+def source_digest(folder: Path, names: tuple[str, ...]) -> str:
+    """sha256 of these modules' syntax trees: comments, docstrings and layout do not count."""
     digest = hashlib.sha256()
-    for name in METHOD_MODULES:
+    for name in names:
         tree = _without_docstrings(ast.parse((folder / name).read_text(encoding="utf-8")))
         digest.update(name.encode() + b"\0" + ast.dump(tree).encode() + b"\0")
     return digest.hexdigest()[:16]
+
+
+def method_digest(folder: Path = PACKAGE) -> str:
+    """The digest of the method modules (``source_digest``)."""
+    return source_digest(folder, METHOD_MODULES)
 
 
 def stored_method_digests(path: Path = METHOD_DIGESTS) -> dict[str, str]:

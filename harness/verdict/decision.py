@@ -71,7 +71,9 @@ reading. ``harness.verdict.calibration`` measures all these error rates by simul
 
 from __future__ import annotations
 
+import hashlib
 import math
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -166,6 +168,64 @@ def weighted_f1_resampled(labels: np.ndarray, predictions: np.ndarray, counts: n
     return 100.0 * (f1 * support).sum(axis=2) / support.sum(axis=2)
 
 
+class _ByContent:
+    """An array that hashes and compares by what it holds, so a memo can key on a run's predictions."""
+
+    __slots__ = ("_key", "array")
+
+    def __init__(self, array: np.ndarray):
+        self.array = array
+        self._key = (array.shape, array.dtype.str,
+                     hashlib.blake2b(np.ascontiguousarray(array).tobytes(), digest_size=16).digest())
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _ByContent) and self._key == other._key
+
+
+class _Memo:
+    """A bounded memo (least recently used out): the same key always maps to the same value, so it changes no
+    result, only how often one is computed."""
+
+    def __init__(self, size: int):
+        self.size, self.items = size, OrderedDict()
+
+    def get(self, key):
+        if key in self.items:
+            self.items.move_to_end(key)
+        return self.items.get(key)
+
+    def put(self, key, value) -> None:
+        self.items[key] = value
+        if len(self.items) > self.size:
+            self.items.popitem(last=False)
+
+
+_RESAMPLED_F1 = _Memo(4096)  # (labels, prediction, resamples, seed) -> (B,) read-only
+
+
+def resampled_f1(labels: np.ndarray, predictions: Sequence[np.ndarray], rule: DecisionRule) -> np.ndarray:
+    """(B, m): each prediction vector's weighted F1 on the rule's B resamples of the test set. A run enters many
+    comparisons (against clean, the next level, the other position, per dataset and pooled), so each vector is
+    resampled once and remembered by content; the vectors not yet seen go through one batched product (reading
+    the (B, n) counts once, not once per vector). The counts are whole numbers, so float32 sums them exactly:
+    the numbers are those of one ``weighted_f1_resampled`` call on all of them."""
+    label_key = _ByContent(labels)
+    keys = [(label_key, _ByContent(p), rule.test_resamples, rule.resampling_seed) for p in predictions]
+    found = [_RESAMPLED_F1.get(key) for key in keys]
+    missing = list(dict.fromkeys(key for key, f1 in zip(keys, found) if f1 is None))
+    if missing:
+        counts = resample_counts(len(labels), rule.test_resamples, rule.resampling_seed)
+        fresh = weighted_f1_resampled(labels, np.stack([key[1].array for key in missing]), counts)
+        for key, column in zip(missing, fresh.T):
+            column = np.ascontiguousarray(column)
+            column.setflags(write=False)
+            _RESAMPLED_F1.put(key, column)
+    return np.column_stack([_RESAMPLED_F1.get(key) for key in keys])
+
+
 @lru_cache(maxsize=8)
 def resample_counts(n: int, resamples: int, seed: int) -> np.ndarray:
     """How often each of ``n`` examples appears in each of ``resamples`` bootstrap resamples (float32,
@@ -203,9 +263,7 @@ def bootstrap_covariance(low: Runs, high: Runs, seeds: Sequence[int], labels: np
                     ) -> np.ndarray:
     """(k, k) covariance, over resamples of the shared test set (seeds held), of the per-seed differences
     ``F1(high, s) - F1(low, s)``."""
-    counts = resample_counts(len(labels), rule.test_resamples, rule.resampling_seed)
-    stacked = np.stack([high.predictions[s] for s in seeds] + [low.predictions[s] for s in seeds])
-    f1 = weighted_f1_resampled(labels, stacked, counts)
+    f1 = resampled_f1(labels, [high.predictions[s] for s in seeds] + [low.predictions[s] for s in seeds], rule)
     per_seed = f1[:, : len(seeds)] - f1[:, len(seeds):]
     return np.atleast_2d(np.cov(per_seed, rowvar=False))
 
@@ -294,9 +352,8 @@ def contrast_noise(terms: Sequence[tuple[float, Runs]], seeds: Sequence[int], la
     coefficients = np.array([c for c, _ in terms], dtype=float)
     per_seed = np.array([[runs.f1[s] for s in seeds] for _, runs in terms], dtype=float).T @ coefficients
     seed_var = float(per_seed.var(ddof=1) / k)
-    counts = resample_counts(len(labels), rule.test_resamples, rule.resampling_seed)
-    stacked = np.stack([runs.predictions[s] for _, runs in terms for s in seeds])
-    f1 = weighted_f1_resampled(labels, stacked, counts).reshape(len(counts), len(terms), k)
+    f1 = resampled_f1(labels, [runs.predictions[s] for _, runs in terms for s in seeds], rule)
+    f1 = f1.reshape(len(f1), len(terms), k)
     resampled = np.einsum("btk,t->bk", f1, coefficients)
     test_var = shared_test_var(np.atleast_2d(np.cov(resampled, rowvar=False)))
     df = degrees_of_freedom(seed_var, k - 1, test_var, len(labels) - 1, rule)
@@ -359,13 +416,14 @@ def decide(low: Runs | Mapping[int, float], high: Runs | Mapping[int, float], n_
                   se_test=math.sqrt(noise.test_var), df=noise.df)
     if not math.isfinite(noise.se):
         return Decision(Verdict.INCONCLUSIVE, values, f"difference {mean:+.2f}: {noise.how}, so no test")
-    dist = stats.norm if math.isinf(noise.df) else stats.t(noise.df)
+    # not a frozen stats.t(df): freezing builds a distribution object (its docstring included) per call
+    dist, shape = (stats.norm, ()) if math.isinf(noise.df) else (stats.t, (noise.df,))
     if noise.se == 0:  # the same difference everywhere and no test-set noise: the value decides
         p_support, p_contradict, mdd = float(mean <= boundary), float(mean >= boundary), 0.0
     else:
         z = (mean - boundary) / noise.se
-        p_support, p_contradict = float(dist.sf(z)), float(dist.cdf(z))
-        mdd = float((dist.ppf(1 - rule.alpha) + dist.ppf(rule.power)) * noise.se)
+        p_support, p_contradict = float(dist.sf(z, *shape)), float(dist.cdf(z, *shape))
+        mdd = float((dist.ppf(1 - rule.alpha, *shape) + dist.ppf(rule.power, *shape)) * noise.se)
     values.update(p_support=p_support, p_contradict=p_contradict, mdd=mdd)
     verdict = rule.verdict_of(p_support, p_contradict)
     where = f"above {boundary:+g}" if boundary else "above 0"

@@ -300,8 +300,8 @@ def _mean_outcome(claim: str, estimate: float, se: float, df: int, rule: Decisio
 def _gap_p_values(gap: Gap) -> tuple[float, float]:
     """One dataset's one-sided p-values of its gap above and below its boundary (its own SE and df)."""
     t = (gap.difference - gap.boundary) / gap.se
-    distribution = stats.norm if math.isinf(gap.df) else stats.t(gap.df)
-    return float(distribution.sf(t)), float(distribution.cdf(t))
+    distribution, shape = (stats.norm, ()) if math.isinf(gap.df) else (stats.t, (gap.df,))
+    return float(distribution.sf(t, *shape)), float(distribution.cdf(t, *shape))
 
 
 def claim_quantifier(claim: str) -> str:

@@ -43,6 +43,7 @@ cannot decide by construction. A case above the bound is simulated again on fres
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import zlib
@@ -54,13 +55,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize, special, stats
 
 from harness.errors import BadInput
 from harness.files import check_writable, write_json_atomic
+from harness.method.digest import source_digest
 from harness.verdict.calibration import SETTINGS, markdown_table, mc_se
 from harness.verdict.claims import SPECS, evaluate_claims
 from harness.verdict.decision import DEFAULT_RULE, DecisionRule, Verdict, weighted_f1_resampled
+from harness.verdict.declared import CLAIMS_FILE
 from harness.verdict.replication import (
     DEFAULT_POOLING,
     ORDERING_CLAIMS,
@@ -229,7 +232,7 @@ def _population(mu: float, test_set: TestSet, noise: StressNoise, extra_var: flo
     run noise marginalised (the seed effect's variance, or 0 for one seed's run)."""
     shares = np.asarray(test_set.shares)
     sd = math.sqrt(noise.run_sd ** 2 + noise.easiness_sd ** 2 + noise.item_sd ** 2 + extra_var)
-    accuracy = stats.norm.cdf((mu + class_offsets(test_set, noise)) / sd)
+    accuracy = special.ndtr((mu + class_offsets(test_set, noise)) / sd)
     confusion = np.diag(accuracy) + (1.0 - accuracy)[:, None] * wrong_label_shares(test_set, noise)
     joint = shares[:, None] * confusion
     f1 = 2 * np.diag(joint) / (shares + joint.sum(axis=0))
@@ -241,7 +244,7 @@ def _run_noise_accuracy_var(mu: float, test_set: TestSet, noise: StressNoise) ->
     ``sum_c share_c E[q(1 - q) | c] / n`` with ``q`` an example's chance of being right (Gauss-Hermite)."""
     nodes, weights = np.polynomial.hermite_e.hermegauss(40)
     item_sd = math.sqrt(noise.easiness_sd ** 2 + noise.item_sd ** 2)
-    q = stats.norm.cdf((mu + class_offsets(test_set, noise)[:, None] + item_sd * nodes[None, :]) / noise.run_sd)
+    q = special.ndtr((mu + class_offsets(test_set, noise)[:, None] + item_sd * nodes[None, :]) / noise.run_sd)
     spread = (q * (1 - q)) @ weights / math.sqrt(2 * math.pi)
     return float(1e4 * np.sum(np.asarray(test_set.shares) * spread) / test_set.n_test)
 
@@ -432,13 +435,47 @@ def run_case(case: Case, grids: int, seed: int, attempt: int = 0, difficulty_sd:
             for claim, found in counts.items()]
 
 
+# ---------------------------------------------------------------- kept cases: a calibration that resumes
+
+# The modules whose code turns a simulated grid into verdicts. A kept case counts only for the code (and the
+# declared claims) it ran with; comments and docstrings do not count.
+ENGINE_MODULES = ("decision.py", "claims.py", "declared.py", "verdicts.py", "replication.py", "calibration.py",
+                  "stress_calibration.py")
+
+
+def engine_digest() -> str:
+    """The digest of ENGINE_MODULES' syntax and claims/claims.yaml's text."""
+    code = source_digest(Path(__file__).parent, ENGINE_MODULES)
+    return hashlib.sha256((code + CLAIMS_FILE.read_text(encoding="utf-8")).encode()).hexdigest()[:16]
+
+
+def kept_case(case: Case, grids: int, seed: int, attempt: int, difficulty_sd: float, rule: DecisionRule,
+              pooling: PoolingRule, folder: Path | None, engine: str) -> list[dict]:
+    """``run_case``, kept in ``folder`` (one JSON file per case, written as it finishes, named by everything that
+    makes its numbers): a calibration of many CPU-hours resumes where it stopped, as a grid does. None: not kept."""
+    if folder is None:
+        return run_case(case, grids, seed, attempt, difficulty_sd, rule, pooling)
+    identity = {"case": case.name, "scenario": asdict(case.scenario), "noise": asdict(case.noise),
+                "layout": asdict(case.layout), "seeds": case.seeds, "grids": grids, "seed": seed, "attempt": attempt,
+                "difficulty_sd": difficulty_sd, "rule": asdict(rule), "pooling": asdict(pooling), "engine": engine}
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    path = Path(folder) / f"{key}.json"
+    if path.exists():
+        return json.loads(path.read_text(encoding="utf-8"))["rows"]
+    rows = run_case(case, grids, seed, attempt, difficulty_sd, rule, pooling)
+    write_json_atomic(path, {"identity": identity, "rows": rows})
+    return rows
+
+
 def run_stress_calibration(size: StressSize = StressSize(), rule: DecisionRule = DEFAULT_RULE,
                            pooling: PoolingRule = DEFAULT_POOLING,
                            scenarios: Sequence[StressScenario] = STRESS_SCENARIOS,
-                           regimes: Sequence[StressNoise] = STRESS_REGIMES) -> pd.DataFrame:
-    """One row per (case, claim) that the entry points returned."""
+                           regimes: Sequence[StressNoise] = STRESS_REGIMES, folder: Path | None = None
+                           ) -> pd.DataFrame:
+    """One row per (case, claim) that the entry points returned (cases kept in ``folder``: ``kept_case``)."""
+    engine = engine_digest()
     rows = [row for case in cases_of(size, scenarios, regimes)
-            for row in run_case(case, size.grids, size.seed, 0, size.difficulty_sd, rule, pooling)]
+            for row in kept_case(case, size.grids, size.seed, 0, size.difficulty_sd, rule, pooling, folder, engine)]
     return pd.DataFrame(rows)
 
 
@@ -513,17 +550,17 @@ def stress_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 def recheck(found: pd.DataFrame, size: StressSize, grids: int, rule: DecisionRule = DEFAULT_RULE,
             pooling: PoolingRule = DEFAULT_POOLING, scenarios: Sequence[StressScenario] = STRESS_SCENARIOS,
-            regimes: Sequence[StressNoise] = STRESS_REGIMES) -> pd.DataFrame:
+            regimes: Sequence[StressNoise] = STRESS_REGIMES, folder: Path | None = None) -> pd.DataFrame:
     """The (claim, case)s above the bound, simulated again on ``grids`` fresh grids each (the worst of many cases
     is biased upward; a fresh run of it is not)."""
     table = stress_table(found, rule, pooling)
     over = table[table["above bound"]]
     by_name = {case.name: case for case in cases_of(size, scenarios, regimes)}
     bound = rule.alpha + 2 * mc_se(rule.alpha, grids)
-    rows = []
+    rows, engine = [], engine_digest()
     for name, mine in over.groupby("case", sort=False):
-        again = pd.DataFrame(run_case(by_name[name], grids, size.seed, 1, size.difficulty_sd, rule,
-                                      pooling)).set_index("claim")
+        again = pd.DataFrame(kept_case(by_name[name], grids, size.seed, 1, size.difficulty_sd, rule, pooling, folder,
+                                       engine)).set_index("claim")
         for row in mine.to_dict("records"):
             for column, error in (("false SUPPORTED", "supported"), ("false CONTRADICTED", "contradicted")):
                 if row[column] == row[column] and row[column] > row["bound (alpha + 2 MC SE)"]:
@@ -570,21 +607,26 @@ def write_stress_calibration(*, grids: int, seed: int, out: str | Path, rechecks
                              seeds: tuple[int, ...] = (3, 1), layouts: tuple[Layout, ...] = LAYOUTS,
                              scenarios: Sequence[StressScenario] = STRESS_SCENARIOS,
                              regimes: Sequence[StressNoise] = STRESS_REGIMES, rule: DecisionRule = DEFAULT_RULE,
-                             pooling: PoolingRule = DEFAULT_POOLING) -> str:
+                             pooling: PoolingRule = DEFAULT_POOLING, cases_dir: str | Path | None = None) -> str:
     """Run the stress calibration (and ``rechecks`` fresh grids of every false rate above the bound), write its
-    JSON, return the text of its tables. ``layouts``, ``scenarios``, ``regimes``: a subset, for a quick look."""
+    JSON, return the text of its tables. ``layouts``, ``scenarios``, ``regimes``: a subset, for a quick look.
+    ``cases_dir``: keep each finished case there and take the ones already kept (``kept_case``)."""
     if grids < 1 or rechecks < 0 or not seeds or min(seeds) < 1:
         raise BadInput(f"--grids and --seeds must be positive and --recheck >= 0, got {grids}, {list(seeds)} and "
                        f"{rechecks}")
     check_writable(Path(out).parent)
+    folder = None if cases_dir is None else Path(cases_dir)
+    if folder is not None:
+        check_writable(folder)
     size = StressSize(grids=grids, seeds=tuple(seeds), layouts=tuple(layouts), seed=seed)
-    cases = run_stress_calibration(size, rule, pooling, scenarios, regimes)
+    cases = run_stress_calibration(size, rule, pooling, scenarios, regimes, folder)
     settings = json.loads(json.dumps({"size": asdict(size), "rule": asdict(rule), "pooling": asdict(pooling),
                                       "scenarios": [asdict(s) for s in scenarios],
                                       "regimes": [asdict(r) for r in regimes]}))
     document = {**settings, "table": stress_table(cases, rule, pooling).to_dict("records"),
                 "cases": cases.to_dict("records")}
     if rechecks:
-        document["rechecks"] = recheck(cases, size, rechecks, rule, pooling, scenarios, regimes).to_dict("records")
+        document["rechecks"] = recheck(cases, size, rechecks, rule, pooling, scenarios, regimes,
+                                       folder).to_dict("records")
     write_json_atomic(out, document)
     return stress_calibration_text(document)
