@@ -149,6 +149,32 @@ def test_the_table_has_its_columns_and_says_what_cannot_be_decided(tmp_path):
     assert not (tmp_path / "x.json").exists()
 
 
+def test_a_stopped_calibration_resumes_from_its_kept_cases_and_a_changed_rule_does_not_reuse_them(tmp_path,
+                                                                                                   monkeypatch):
+    import harness.verdict.stress_calibration as stress
+
+    kept, subset = tmp_path / "cases", {"layouts": (LAYOUTS[2],), "scenarios": STRESS_SCENARIOS[:1],
+                                        "regimes": STRESS_REGIMES[:1]}
+    first = write_stress_calibration(grids=2, seed=0, out=tmp_path / "a.json", cases_dir=kept, **subset)
+    files = sorted(kept.glob("*.json"))
+    assert len(files) == 2  # one per case (3 seeds and one run), written as each finished
+
+    def no_simulation(*args, **kwargs):
+        raise AssertionError("a kept case was simulated again")
+
+    monkeypatch.setattr(stress, "run_case", no_simulation)
+    assert write_stress_calibration(grids=2, seed=0, out=tmp_path / "b.json", cases_dir=kept, **subset) == first
+    with pytest.raises(AssertionError, match="simulated again"):  # another rule: other numbers, other files
+        write_stress_calibration(grids=2, seed=0, out=tmp_path / "c.json", cases_dir=kept,
+                                 rule=dataclasses.replace(DEFAULT_RULE, alpha=0.10), **subset)
+    with pytest.raises(AssertionError, match="simulated again"):  # more grids
+        write_stress_calibration(grids=3, seed=0, out=tmp_path / "d.json", cases_dir=kept, **subset)
+    monkeypatch.setattr(stress, "engine_digest", lambda: "edited-engine")
+    with pytest.raises(AssertionError, match="simulated again"):  # the engine's code changed
+        write_stress_calibration(grids=2, seed=0, out=tmp_path / "e.json", cases_dir=kept, **subset)
+    assert sorted(kept.glob("*.json")) == files
+
+
 # ---------------------------------------------------------------- today's rule, on built cases
 
 # Seven datasets lose 10 points at top 50%, one heals fully: claim 1 ("never fully recovers") fails.
