@@ -3,6 +3,7 @@
     pytest claims/                                 # results/cells.csv (after `dvc repro`)
     pytest claims/ --results PATH --metric best     # the paper's protocol (best epoch on test), a second reading
     pytest claims/ --source paper                  # claims/paper_tables.csv, the transcribed Tables 2-5
+    pytest claims/ --source replication            # the kept replication records: per dataset, claims 1-3 pooled
     pytest claims/ --verdicts-out verdicts.json    # the verdicts for the report
     pytest claims/ -k no_complete_recovery         # one claim's verdict
 
@@ -29,15 +30,19 @@ from harness.verdict.claims import Comparison
 from harness.verdict.decision import Verdict
 from harness.verdict.declared import CLAIMS_FILE, load_claims
 from harness.verdict.integrity import Finding
+from harness.verdict.replication import replication_judgement
+from harness.verdict.sources import REPLICATION_RECORDS
 from harness.verdict.verdicts import ClaimVerdict, judge, verdicts_document
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("claims", "claim verdicts (claims/)")
-    group.addoption("--source", choices=["results", "paper"], default="results",
-                    help="results: our grid (default); paper: the paper's transcribed tables")
+    group.addoption("--source", choices=["results", "paper", "replication"], default="results",
+                    help="results: our grid (default); paper: the paper's transcribed tables; replication: the kept "
+                         "replication records (eight datasets; claims 1-3 pooled over them, as REPORT.md's answer)")
     group.addoption("--results", metavar="PATH", default=None,
-                    help="results CSV for --source results (default: results/cells.csv)")
+                    help="results CSV for --source results (default: results/cells.csv); the records folder for "
+                         "--source replication (default: results/records/replication)")
     group.addoption("--metric", choices=["selected", "best"], default="selected",
                     help="selected: epoch and lr chosen on validation, scored on test (default); best: the best "
                          "epoch on test, the paper's protocol, a labelled second reading")
@@ -69,11 +74,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """Load and judge the source once; a missing or malformed file is one clear usage error."""
     config = session.config
     source, metric = config.getoption("source"), config.getoption("metric")
-    path = config.getoption("results") if source == "results" else None
+    path = config.getoption("results") if source in ("results", "replication") else None
     try:
         if config.getoption("verdicts_out"):  # fail now, not after every test has run
             check_writable(Path(config.getoption("verdicts_out")).parent)
-        found = judge(source, path, metric)
+        found = (replication_judgement(path or REPLICATION_RECORDS) if source == "replication"
+                 else judge(source, path, metric))
     except BadInput as error:
         raise pytest.UsageError(str(error)) from None
     config.stash[STATE] = ClaimSession(found.source, found.path, metric, found.comparisons, found.verdicts,
@@ -138,7 +144,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if state is None or not out:
         return
     document = verdicts_document(state.comparisons, source=state.source, path=state.path, metric=state.metric,
-                                 findings=state.findings, notes=state.notes, convergence=state.convergence)
+                                 findings=state.findings, notes=state.notes, convergence=state.convergence,
+                                 verdicts=state.verdicts)
     write_text_atomic(out, json.dumps(document, indent=1, default=str) + "\n")
 
 

@@ -1,7 +1,10 @@
 """REPORT.md's first table (harness.report.answer): one row per declared claim, each source's verdict as the engine
 judged it, resting on the stratum furthest from support."""
 
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,7 +13,7 @@ from harness.report.answer import answer_table, inconsistencies, replication_cel
 from harness.report.protocol import protocol_table
 from harness.report.replication import kept_replication
 from harness.verdict.claims import SPECS
-from harness.verdict.replication import ORDERING_CLAIMS
+from harness.verdict.replication import ORDERING_CLAIMS, replication_judgement
 from harness.verdict.verdicts import judge
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,3 +79,28 @@ def test_the_consistency_check_finds_one_section_changed():
         row.replace("**SUPPORTED**", "**CONTRADICTED**", 1)
     assert any("(paper)" in p for p in inconsistencies(report.replace(row, swapped)))
     assert inconsistencies("no report") == ["no answer table"]
+
+
+def test_pytest_claims_on_the_replication_exits_on_the_answer_tables_verdicts(sources, tmp_path):
+    """`pytest claims/ --source replication` and REPORT.md's answer read one judgement: the same verdict per claim,
+    and every item named by its dataset (no two items share a name)."""
+    _, kept = sources
+    judged = replication_judgement(RECORDS / "replication")
+    for spec in SPECS:
+        cell = replication_cell(kept, spec.name, 0.9)
+        if cell.startswith("–"):
+            continue
+        assert cell.startswith(f"**{judged.verdicts[spec.name].verdict}**"), (spec.name, cell)
+    ids = [f"{c.claim}/{c.id}" for c in judged.comparisons]
+    assert len(ids) == len(set(ids)) and not any("/-/" in i.split("/", 1)[1].split("/", 3)[2] for i in ids)
+    out = tmp_path / "verdicts.json"
+    run = subprocess.run([sys.executable, "-m", "pytest", "claims/", "--source", "replication", "-q", "-p",
+                          "no:cacheprovider", "--verdicts-out", str(out)], cwd=REPO, capture_output=True, text=True)
+    assert run.returncode == 1, run.stdout[-2000:]  # not every finding SUPPORTED: the exit code is the verdict
+    ran = {c.claim for c in judged.comparisons} | {spec.name for spec in SPECS if spec.headline}
+    for claim, verdict in judged.verdicts.items():
+        assert (f"\n{verdict.line()}" in run.stdout) == (claim in ran), (claim, run.stdout[-3000:])
+    document = json.loads(out.read_text(encoding="utf-8"))
+    assert document["source"] == "replication"
+    assert {c: d["verdict"] for c, d in document["claims"].items()} == {c: str(v.verdict) for c, v in
+                                                                         judged.verdicts.items()}

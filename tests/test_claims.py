@@ -36,6 +36,7 @@ from harness.verdict.claims import (
     _ordering_pairs,
     after_holm,
     evaluate_claims,
+    recovery_margin,
     sign_flip_p_values,
     slices,
     votes_of,
@@ -180,7 +181,7 @@ def seeds(*values: float) -> dict[int, float]:
     return dict(enumerate(values))
 
 
-MARGIN = DEFAULT_RULE.equivalence_margin
+MARGIN = recovery_margin()
 
 
 def test_one_run_carries_the_assumed_run_noise_and_the_test_set():
@@ -301,8 +302,9 @@ def test_the_rule_is_one_frozen_value_with_every_threshold():
     # the claims' own boundaries live in claims/claims.yaml, not in the rule
     assert not hasattr(rule, "equivalence_refutes") and not hasattr(rule, "separation_margin")
     specs = {s.name: s for s in load_claims()}
-    assert [b.value for b in specs["no-complete-recovery"].boundaries] == [0.0, rule.equivalence_margin]
-    assert specs["no-complete-recovery"].boundary == rule.equivalence_margin  # the verdict's boundary
+    assert not hasattr(rule, "equivalence_margin")  # "fully recovers" is declared once, with its reason
+    assert [b.value for b in specs["no-complete-recovery"].boundaries] == [0.0, recovery_margin()]
+    assert specs["no-complete-recovery"].boundary == recovery_margin() == 1.0  # the verdict's boundary
     assert specs["monotone-degradation"].boundary == 0.0  # "decreases": a real decline
     assert specs["bottom-worse-than-top"].boundary == 0.0
 

@@ -20,7 +20,7 @@ import pandas as pd
 
 from harness.grid.aggregate import CELL_COLUMNS
 from harness.method.config import DEFAULT_INIT
-from harness.verdict.claims import ORDERING, Comparison, evaluate_claims, probe_instability, slices
+from harness.verdict.claims import ORDERING, Comparison, evaluate_claims, probe_instability, recovery_margin, slices
 from harness.verdict.decision import DEFAULT_RULE, DecisionRule, Verdict, decide
 from harness.verdict.sources import TIDY, load_predictions, results_frame
 from harness.verdict.verdicts import ClaimVerdict, aggregate
@@ -109,7 +109,7 @@ def heals(frame: pd.DataFrame, rule: DecisionRule = DEFAULT_RULE) -> list[Healin
         if diverged == len(part):
             verdict, detail = "does not heal fully", f"every run diverged ({diverged} of {len(part)}: non-finite loss)"
         else:
-            decision = decide(scores, clean_by_seed, float(part["n_test"].min()), rule, boundary=rule.equivalence_margin)
+            decision = decide(scores, clean_by_seed, float(part["n_test"].min()), rule, boundary=recovery_margin())
             verdict = {Verdict.SUPPORTED: "does not heal fully", Verdict.INCONCLUSIVE: "undecided"}.get(
                 decision.verdict, "heals fully")
             detail = decision.detail

@@ -32,7 +32,7 @@ from scipy import stats
 from harness.errors import BadResults
 from harness.grid.aggregate import choose_lr
 from harness.method.data import dataset_spec
-from harness.verdict.claims import Prediction, stratum_label
+from harness.verdict.claims import Prediction, recovery_margin, stratum_label
 from harness.verdict.decision import DEFAULT_RULE, DecisionRule, Runs, Verdict, contrast_noise, decide
 from harness.verdict.replication import DatasetVerdicts, dataset_name, per_dataset
 from harness.verdict.sources import kept_cells, load_predictions, results_frame
@@ -151,9 +151,9 @@ def rises(points: Sequence[AtBudget], rule: DecisionRule = DEFAULT_RULE) -> list
         labels = after.labels
         up = decide(low, high, math.inf if labels is None else len(labels), rule, labels=labels)
         within = decide(low, high, math.inf if labels is None else len(labels), rule,
-                        boundary=rule.equivalence_margin, labels=labels)
+                        boundary=recovery_margin(), labels=labels)
         state = ("still rising" if up.verdict is Verdict.SUPPORTED else
-                 f"flat (rise below +{rule.equivalence_margin:g})" if within.verdict is Verdict.CONTRADICTED
+                 f"flat (rise below +{recovery_margin():g})" if within.verdict is Verdict.CONTRADICTED
                  else "undecided")
         lo, hi = interval(up.values["difference"], up.values.get("se", math.nan), up.values.get("df", math.inf))
         found.append(Rise(before.dataset, before.budget, after.budget, up.values["low"], up.values["high"],

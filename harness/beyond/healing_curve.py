@@ -18,7 +18,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from harness.verdict.claims import Comparison, stratum_label
+from harness.verdict.claims import Comparison, recovery_margin, stratum_label
 from harness.verdict.decision import DEFAULT_RULE, DecisionRule, Verdict, decide
 
 FINDING = "gap-shrinks-with-budget"
@@ -75,7 +75,7 @@ def shrink_findings(gap_rows: pd.DataFrame, rule: DecisionRule = DEFAULT_RULE) -
                                     "results", label, mdd=step.mdd))
         largest = piece[piece["budget"] == budgets[-1]]
         closes = decide(dict(zip(largest["seed"], largest["f1"])), dict(zip(largest["seed"], largest["clean_f1"])),
-                        float(largest["n_test"].min()), rule, boundary=rule.equivalence_margin)
+                        float(largest["n_test"].min()), rule, boundary=recovery_margin())
         found.append(Comparison("gap-at-largest-budget", {**ids, "comparison": f"{label} at {budgets[-1]:g}"},
                                 dict(closes.values), closes.verdict,
                                 f"at the largest budget ({budgets[-1]:g}): {closes.detail}", "results", label,

@@ -16,7 +16,7 @@ from harness.report.markdown import markdown_table
 from harness.verdict.claims import Comparison
 from harness.verdict.decision import DEFAULT_RULE, DecisionRule, Verdict
 from harness.verdict.decision import weakest as weakest_stratum
-from harness.verdict.replication import ORDERING_CLAIMS, KeptReplication, dataset_name
+from harness.verdict.replication import ORDERING_CLAIMS, KeptReplication, dataset_name, replication_verdicts
 from harness.verdict.verdicts import ClaimVerdict
 
 
@@ -77,8 +77,10 @@ def replication_cell(kept: KeptReplication | None, claim: str, level: float) -> 
     tested = sum(counts.values())
     if not tested:
         return "– (not measured by the replication)"
-    return (f"per dataset: {counts[Verdict.SUPPORTED]} SUPPORTED, {counts[Verdict.CONTRADICTED]} CONTRADICTED, "
-            f"{counts[Verdict.INCONCLUSIVE]} INCONCLUSIVE of {tested} (not pooled)")
+    overall = replication_verdicts(replication)[claim]
+    return (f"**{overall.verdict}** ({overall.supported}/{overall.contradicted}/{overall.inconclusive}) over every "
+            f"dataset's comparisons, not pooled; per dataset: {counts[Verdict.SUPPORTED]} SUPPORTED, "
+            f"{counts[Verdict.CONTRADICTED]} CONTRADICTED, {counts[Verdict.INCONCLUSIVE]} INCONCLUSIVE of {tested}")
 
 
 def answer_table(paper: Mapping[str, ClaimVerdict], paper_comparisons: Sequence[Comparison],

@@ -23,7 +23,7 @@ from harness.files import read_csv
 from harness.grid.aggregate import record_rows
 from harness.method.config import DEFAULT_INIT
 from harness.report.markdown import markdown_table, number, provenance
-from harness.verdict.claims import separation_order
+from harness.verdict.claims import recovery_margin, separation_order
 from harness.verdict.decision import DEFAULT_RULE
 from harness.verdict.sources import load_analysis
 
@@ -189,7 +189,7 @@ def healing_curve_section(folder: Path, plots: Path) -> list[str]:
         return []
     rows = gaps(frame)
     table = gap_table(rows)
-    png = plot_healing_curve(table, plots / "healing_curve.png", DEFAULT_RULE.equivalence_margin,
+    png = plot_healing_curve(table, plots / "healing_curve.png", recovery_margin(),
                              "Recovery gap against the fine-tuning budget (mean ± std over seeds)")
     findings = shrink_findings(rows)
     f1 = (frame.assign(budget=frame["n_train"] * frame["epochs"])
@@ -213,7 +213,7 @@ def healing_curve_section(folder: Path, plots: Path) -> list[str]:
         "corrupted setting's, paired by seed and budget. *gap-shrinks-with-budget*: each seed's slope of the gap "
         "against log2(budget), tested over seeds (SUPPORTED = the gap shrinks significantly); *gap-at-largest-budget*: "
         "claim 1's test at the largest budget (SUPPORTED = a loss remains, CONTRADICTED = recovered within "
-        f"±{DEFAULT_RULE.equivalence_margin:g} F1 or better than clean).",
+        f"±{recovery_margin():g} F1 or better than clean).",
         "",
         f"![Recovery gap against the budget]({png.as_posix()})",
         "",

@@ -29,6 +29,7 @@ from harness.method.config import METHOD_VERSION
 from harness.perf.estimate import cost_comparison_text
 from harness.report.markdown import markdown_table, provenance
 from harness.report.replication import expected_cells, read_json
+from harness.verdict.claims import recovery_margin
 from harness.verdict.decision import DEFAULT_RULE, DecisionRule
 from harness.verdict.replication import ORDERING_CLAIMS, TaskLearned, chance_f1, dataset_name
 
@@ -150,15 +151,15 @@ def budget_section(records_dir: str | Path, *, rule: DecisionRule = DEFAULT_RULE
     if steps:
         converged = converged_at(steps)
         parts += ["**Is the clean model still learning?** Its test F1 from each budget to the next: still rising "
-                  f"(the rise is above 0), flat (the rise is shown below +{rule.equivalence_margin:g}), or undecided. "
+                  f"(the rise is above 0), flat (the rise is shown below +{recovery_margin():g}), or undecided. "
                   + ("Converged: " + ", ".join(f"{dataset_name(d)} from {b:,}" for d, b in converged.items()) + "."
                      if converged else "No dataset's clean model is shown flat at its largest budget yet, so no "
                      "budget here is converged and the replication's pooled verdicts cannot be read at a converged "
                      "one: they stay at the replication's own budget."), "", markdown_table(rise_table(steps)), ""]
     parts += [(f"**Claim 1's gap** (F1(clean) − F1(setting)) at each budget, with the engine's verdict "
-              f"(boundary +{rule.equivalence_margin:g}):"), "", markdown_table(gap_rows(points)), ""]
+              f"(boundary +{recovery_margin():g}):"), "", markdown_table(gap_rows(points)), ""]
     png = Path(plots_dir) / "budget_gaps.png"
-    plot_budget_gaps(gap_points(points, "no-complete-recovery"), trend_lines(found), png, rule.equivalence_margin,
+    plot_budget_gaps(gap_points(points, "no-complete-recovery"), trend_lines(found), png, recovery_margin(),
                      LEVEL)
     parts += [f"![Claim 1's gap against the budget, each setting's line drawn on to the paper's budget]({png.as_posix()})",
               ""]

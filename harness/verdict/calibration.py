@@ -230,10 +230,17 @@ def markdown_table(table: pd.DataFrame) -> str:
     return shown.to_markdown(index=False)
 
 
+# Settings that left the rule without ever entering a verdict: a calibration that recorded them is not stale for it.
+RETIRED_RULE_SETTINGS = {
+    "equivalence_margin": "claims/claims.yaml's no-complete-recovery boundary (claims.recovery_margin); the engine "
+                          "read the declared boundaries, only the analyses beyond the paper read this copy",
+}
+
+
 def stale_rule_note(document: dict, rule: DecisionRule = DEFAULT_RULE) -> str:
     """A bold line where a calibration was measured under a rule other than today's ("" where the same): its
     numbers then describe that rule, not the verdicts shown beside them."""
-    measured = document.get("rule") or {}
+    measured = {k: v for k, v in (document.get("rule") or {}).items() if k not in RETIRED_RULE_SETTINGS}
     today = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(rule).items()}
     if measured == today:
         return ""

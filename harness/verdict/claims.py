@@ -56,6 +56,12 @@ from harness.verdict.declared import ClaimSpec, claim_spec, declared_claims
 from harness.verdict.sources import GROUP, POSITIONS, SLICE_KEY, long_analysis, mark_failed
 
 SPECS = declared_claims()  # claims/claims.yaml, read once: the engine's default findings
+
+
+def recovery_margin(specs: tuple[ClaimSpec, ...] = SPECS) -> float:
+    """What "fully recovers" means, in F1 points: no-complete-recovery's boundary (claims/claims.yaml, with its
+    reason). The analyses beyond the paper judge recovery against the same number."""
+    return next(spec.boundary for spec in specs if spec.name == "no-complete-recovery")
 CLAIMS = tuple(spec.name for spec in SPECS)
 
 

@@ -44,6 +44,7 @@ import pandas as pd
 from scipy import stats
 
 from harness.verdict.calibration import SETTINGS, NoiseRegime, mc_se, simulate_runs
+from harness.verdict.claims import recovery_margin
 from harness.verdict.decision import (
     DEFAULT_RULE,
     DecisionRule,
@@ -316,7 +317,7 @@ def one_run_table(cases: Sequence[OneRunCase], size: OneRunSize = OneRunSize(),
     with the true run noise and the test term ``decide`` assumes (its p(1-p)/n, independent scores: the
     worst case of the approximation), and a fresh measurement of the run SDs."""
     rng = np.random.default_rng(size.seed)
-    boundary = decision_rule.equivalence_margin
+    boundary = recovery_margin()
     shift_in_sds = stats.norm.ppf(1 - decision_rule.alpha) + stats.norm.ppf(decision_rule.power)
     drawn = [run_sd_inputs(rng, cases, rule) for _ in range(size.tables)]
     bound = decision_rule.alpha + 2 * mc_se(decision_rule.alpha, size.tables)

@@ -12,7 +12,7 @@ rule's noise model (``harness.verdict.decision.decide``: seeds plus the shared t
 random-effects meta-analysis of the datasets' gaps (``statsmodels.stats.meta_analysis.combine_effects``):
 Paule-Mandel's between-dataset variance, and the Hartung-Knapp interval on k - 1 df with its scale
 floored at 1 (``PoolingRule``). Its verdict is the rule's two one-sided tests at the claim's boundary
-(+``equivalence_margin`` for claims 1 and 2, 0 for claim 3) on that t; a claim's pooled verdict is
+(+the declared margin for claims 1 and 2, 0 for claim 3) on that t; a claim's pooled verdict is
 ``harness.verdict.decision.claim_verdict`` over its strata's pooled votes (Holm over contradictions, every
 stratum for support).
 
@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,8 +42,15 @@ from harness.errors import BadInput
 from harness.verdict.claims import ORDERING, SPECS, Comparison, Prediction, evaluate_claims, outcome_of
 from harness.verdict.convergence import diagnose, under_trained_slices
 from harness.verdict.decision import DEFAULT_RULE, ClaimDecision, DecisionRule, Verdict, Vote, claim_verdict
-from harness.verdict.sources import PAPER_TABLES, kept_cells, load_predictions, load_source, results_frame
-from harness.verdict.verdicts import ClaimVerdict, aggregate
+from harness.verdict.sources import (
+    PAPER_TABLES,
+    REPLICATION_RECORDS,
+    kept_cells,
+    load_predictions,
+    load_source,
+    results_frame,
+)
+from harness.verdict.verdicts import ClaimVerdict, Judgement, aggregate
 
 PROFILE = "replication"
 ORDERING_CLAIMS = tuple(ORDERING)  # claims 1-3: comparisons with a gap
@@ -153,6 +160,9 @@ def per_dataset(frame: pd.DataFrame, source: str, rule: DecisionRule = DEFAULT_R
     for dataset in dict.fromkeys(frame["dataset"].astype(str)):
         comparisons = evaluate_claims(frame[frame["dataset"].astype(str) == dataset], source, rule, under_trained,
                                       None, predictions)
+        # a finding that pools its frame's datasets names none ("-"); here the frame is this one dataset
+        comparisons = [c if c.ids.get("dataset", "-") != "-" else replace(c, ids={**c.ids, "dataset": dataset})
+                       for c in comparisons]
         found.append(DatasetVerdicts(dataset, tuple(comparisons), aggregate(comparisons, rule)))
     return found
 
@@ -459,3 +469,46 @@ def replication_of(folder: str | Path, paper: pd.DataFrame | None = None, rule: 
     found = replicate(frame, load_predictions(frame, folder), paper=paper, rule=rule,
                       under_trained=under_trained_slices(diagnosis))
     return KeptReplication(found, cells, diagnosis, other)
+
+
+# ---------------------------------------------------------------- one verdict per claim (REPORT.md's answer, pytest)
+
+
+def replication_verdicts(replication: Replication) -> dict[str, ClaimVerdict]:
+    """One verdict per claim from the replication, the one REPORT.md's answer shows and ``pytest claims/ --source
+    replication`` exits on: claims 1-3 pooled over datasets (near-chance datasets left out), every other claim over
+    all datasets' comparisons by its quantifier (datasets that did not test it left out)."""
+    comparisons = [c for d in replication.datasets for c in d.comparisons if d.tested(c.claim)]
+    untested = [c for d in replication.datasets[:1] for c in d.comparisons
+                if not any(x.claim == c.claim for x in comparisons)]  # keeps every claim's placeholder verdict
+    found = aggregate(comparisons + untested, replication.rule)
+    for claim in ORDERING_CLAIMS:
+        decision, rests = replication.pooled_verdict(claim), replication.rests_on(claim)
+        if decision is None or rests is None:
+            continue
+        counts = [sum(s.verdict is v for s in decision.strata) for v in (Verdict.SUPPORTED, Verdict.CONTRADICTED,
+                                                                          Verdict.INCONCLUSIVE)]
+        provisional = sorted({c.ids["dataset"] for c in comparisons
+                              if c.claim == claim and c.provisional and c.ids["dataset"] in rests.datasets})
+        found[claim] = ClaimVerdict(
+            claim, decision.verdict, *counts,
+            f"{claim_quantifier(claim)}, pooled over {len(rests.datasets)} datasets: weakest of "
+            f"{len(decision.strata)} pooled strata: {rests.stratum} (p above its boundary {rests.p_support:.2g}; mean "
+            f"{rests.estimate:+.2f})", decision.strata, bool(provisional),
+            f"PROVISIONAL: it rests on under-trained datasets ({', '.join(provisional)})" if provisional else "")
+    return found
+
+
+def replication_judgement(folder: str | Path = REPLICATION_RECORDS, rule: DecisionRule = DEFAULT_RULE) -> Judgement:
+    """The kept replication as one ``Judgement``: every dataset's comparisons, and ``replication_verdicts``."""
+    kept = replication_of(folder, rule=rule)
+    if kept is None:
+        raise BadInput(f"no replication records of this METHOD_VERSION in {folder}: run `python -m harness grid "
+                       f"--profile {PROFILE}`, then `python -m harness keep --profile {PROFILE}`")
+    found = kept.replication
+    notes = ([f"near chance, left out of the pooled verdicts: {', '.join(found.near_chance)}"]
+             if found.near_chance else [])
+    notes += [f"{kept.other_versions} record(s) of other METHOD_VERSIONs passed over"] if kept.other_versions else []
+    comparisons = [c for d in found.datasets for c in d.comparisons if d.tested(c.claim)]
+    return Judgement(PROFILE, str(folder), "selected", comparisons, replication_verdicts(found), kept.diagnosis, [],
+                     notes)

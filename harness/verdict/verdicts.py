@@ -3,7 +3,7 @@ every stratum for support; the headline names the weakest stratum), and the verd
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -94,11 +94,14 @@ def aggregate(comparisons: Iterable[Comparison], rule: DecisionRule = DEFAULT_RU
 
 def verdicts_document(comparisons: list[Comparison], *, source: str, path: str = "", metric: str = "",
                       findings: Iterable[Finding] = (), notes: Iterable[str] = (),
-                      rule: DecisionRule = DEFAULT_RULE, convergence: list[dict] | None = None) -> dict:
-    """The verdicts as JSON-ready data for the report: per claim (headline, strata), every comparison, integrity."""
+                      rule: DecisionRule = DEFAULT_RULE, convergence: list[dict] | None = None,
+                      verdicts: Mapping[str, ClaimVerdict] | None = None) -> dict:
+    """The verdicts as JSON-ready data for the report: per claim (headline, strata), every comparison, integrity.
+    ``verdicts``: the claims' verdicts where the source judged them otherwise than ``aggregate`` (pooled)."""
+    verdicts = aggregate(comparisons, rule) if verdicts is None else verdicts
     return {
         "source": source, "path": path, "metric": metric, "rule": asdict(rule),
-        "claims": {claim: verdict.to_dict() for claim, verdict in aggregate(comparisons, rule).items()},
+        "claims": {claim: verdict.to_dict() for claim, verdict in verdicts.items()},
         "comparisons": [c.to_dict() for c in comparisons],
         "integrity": [asdict(f) for f in findings],
         "convergence": convergence or [],
