@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.beyond.leave_one_out import leave_one_out, leave_one_out_text
 from harness.errors import BadInput, BadResults
 from harness.figures import plot_forest, plot_placeholder
 from harness.grid.aggregate import choose_lr
@@ -105,7 +106,7 @@ def gap_table(replication: Replication, claim: str) -> pd.DataFrame:
 
 
 def pooled_table(replication: Replication) -> pd.DataFrame:
-    rows = []
+    rows, left_out = [], leave_one_out(replication)
     for claim in ORDERING_CLAIMS:
         for stratum in strata_in_order(replication.gaps, claim):
             found = {p.source: p for p in replication.pooled if p.claim == claim and p.stratum == stratum}
@@ -119,6 +120,7 @@ def pooled_table(replication: Replication) -> pd.DataFrame:
                          "p(above) / p(below)": f"{ours.p_support:.3g} / {ours.p_contradict:.3g}",
                          "on average (the mean)": f"{ours.mean_verdict}"
                                                   + (f": {ours.mean_outcome}" if ours.mean_outcome else ""),
+                         "leave one dataset out": leave_one_out_text(left_out, ours),
                          "paper pooled": (f"{gap_text(paper)} **{paper.verdict}** (mean: {paper.mean_verdict})"
                                           if paper else "–")})
     return pd.DataFrame(rows)
@@ -349,7 +351,8 @@ def replication_section(records_dir: str | Path, plots_dir: str | Path, *, paper
                                                            else "") for claim, d in decided.items()) + ". "
                   "A universal claim (quantifier `every`: \"never\", \"is worse\") is judged as universal: a stratum is "
                   "SUPPORTED only when every dataset's own gap clears the boundary; the random-effects mean, its "
-                  "\"on average\" reading, is the column beside." + left_out, "",
+                  "\"on average\" reading, is the column beside; the last column pools again without each dataset in turn "
+                  "(`harness.beyond.leave_one_out`): how much the stratum rests on any one dataset." + left_out, "",
                   markdown_table(pooled_table(replication)), ""]
     else:
         parts += [f"Across datasets: nothing pooled yet (a stratum needs records on ≥ {DEFAULT_POOLING.min_datasets} "
