@@ -6,14 +6,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from scipy import stats
 
-from harness.beyond.plan import options_for, plan_table, seeds_needed
+from harness.beyond.plan import datasets_needed, design_profile, options_for, plan_table, pooled_plan_table, seeds_needed
+from harness.grid.expand import expand
+from harness.grid.profiles import load_profile
 from harness.verdict.claims import Comparison
 from harness.verdict.decision import DEFAULT_RULE, Verdict
 from harness.verdict.replication import replication_of
 
-RECORDS = Path(__file__).resolve().parents[1] / "results" / "records" / "replication"
+REPO = Path(__file__).resolve().parents[1]
+RECORDS = REPO / "results" / "records" / "replication"
 
 
 @pytest.mark.parametrize("distance, seed_var1, test_var", [(2.0, 1.0, 0.1), (1.0, 0.5, 0.05), (-1.5, 2.0, 0.2)])
@@ -61,3 +65,37 @@ def test_the_plan_covers_every_open_comparison_of_claims_1_to_3_and_sorts_by_cos
     costs = [float(c.split(", ")[-1].removesuffix(" h")) for c in table["cheapest"] if not c.startswith("not")]
     assert costs == sorted(costs)
     assert not table["dataset"].isin(["RTE"]).any()  # near chance: out of the pooled verdicts, out of the plan
+
+
+def test_the_datasets_it_asks_for_give_80_percent_power_to_the_pooled_mean():
+    k = datasets_needed(1.5, 4.0)
+    assert k is not None and (k == 2 or datasets_needed(1.5, 4.0, most=k - 1) is None)
+    rng, grids = np.random.default_rng(1), 4000
+    gaps = 1.5 + rng.normal(0, 2.0, (grids, k))  # one gap per dataset: its spread is the between-dataset part
+    t = gaps.mean(axis=1) / np.sqrt(gaps.var(axis=1, ddof=1) / k)
+    assert float(np.mean(t > stats.t(k - 1).ppf(1 - DEFAULT_RULE.alpha))) >= 0.75
+    assert datasets_needed(0.0, 4.0) is None
+
+
+def test_the_plan_is_written_as_a_profile_that_expands_to_the_replications_cells_plus_the_new_seeds(tmp_path):
+    kept = replication_of(RECORDS)
+    table = plan_table(kept, lambda d, n: 0.1 * n / 1000, lambda d, n: n)
+    pooled = pooled_plan_table(kept, 8)
+    assert set(pooled["claim"]) <= {"no-complete-recovery", "monotone-degradation", "bottom-worse-than-top"}
+    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    design = design_profile(table, REPO / "params.yaml", "decide")
+    params["profiles"].update(design)
+    written = tmp_path / "params.yaml"
+    written.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    cells = expand(load_profile("decide", written))
+    replication_cells = expand(load_profile("replication", REPO / "params.yaml"))
+    replication, replication_n = {c.hash for c in replication_cells}, {c.dataset: c.n_test for c in replication_cells}
+    chosen = table.dropna(subset=["best_seeds"])
+    for dataset, mine in chosen.groupby("dataset_id"):
+        n_test = int(mine["best_n_test"].max())  # the largest test set asked for, with the most seeds at it
+        assert {c.n_test for c in cells if c.dataset == dataset} == {n_test}
+        seeds = {c.seed for c in cells if c.dataset == dataset}
+        assert seeds == set(range(int(mine.loc[mine["best_n_test"] == n_test, "best_seeds"].max())))
+    # seeds the replication ran at the same test size are its very cells: never computed twice
+    same_size = [c for c in cells if c.seed < 3 and c.n_test == replication_n[c.dataset]]
+    assert {c.hash for c in same_size} <= replication

@@ -33,7 +33,7 @@ from harness.errors import BadInput
 from harness.files import write_json_atomic
 from harness.grid.cost import cell_frame
 from harness.grid.expand import expand
-from harness.grid.profiles import load_profile
+from harness.grid.profiles import load_profile, load_raw_profile
 from harness.method.prepare import make_splits
 from harness.perf.estimate import rates_from_bench
 from harness.verdict.claims import Comparison
@@ -109,9 +109,66 @@ def plan_table(kept: KeptReplication, cell_hours: Callable[[str, int], float],
                                 f"> {MAX_SEEDS} seeds"),
                 "cheapest": (f"{best.seeds} seeds × {best.n_test:,} test, {best.hours:.1f} h" if best else
                              "not decidable at the observed effect"),
-                "hours": best.hours if best else math.inf})
+                "hours": best.hours if best else math.inf,
+                "dataset_id": d.dataset, "best_seeds": best.seeds if best else None,
+                "best_n_test": best.n_test if best else None})
     table = pd.DataFrame(rows)
     return table.sort_values("hours", kind="stable").drop(columns="hours").reset_index(drop=True) if rows else table
+
+
+DESIGN_COLUMNS = ["dataset_id", "best_seeds", "best_n_test"]  # the chosen option, machine-readable (not shown)
+
+
+def datasets_needed(distance: float, var_one: float, rule: DecisionRule = DEFAULT_RULE, most: int = 100) -> int | None:
+    """The fewest datasets (>= 2) at which the random-effects mean is decided with 80% power at ``distance`` from
+    its boundary, when one dataset adds ``var_one`` (between-dataset spread plus its own noise) to the mean's
+    variance, tested on t with k - 1 df as the pooling does; None beyond ``most``."""
+    for k in range(2, most + 1):
+        t = stats.t(k - 1)
+        if (t.ppf(1 - rule.alpha) + t.ppf(rule.power)) * math.sqrt(var_one / k) <= abs(distance):
+            return k
+    return None
+
+
+def pooled_plan_table(kept: KeptReplication, available: int, rule: DecisionRule = DEFAULT_RULE) -> pd.DataFrame:
+    """One row per pooled stratum of claims 1-3 whose mean ("on average") is INCONCLUSIVE: how many datasets the
+    mean needs at its observed effect (80% power), against the ``available`` datasets the data holds. A universal
+    claim's stratum is decided dataset by dataset, so for it the per-dataset rows are the plan."""
+    rows = []
+    for p in kept.replication.pooled:
+        if p.source != "ours" or p.mean_verdict is not Verdict.INCONCLUSIVE:
+            continue
+        k, distance = len(p.datasets), p.estimate - p.boundary
+        needed = datasets_needed(distance, k * p.se ** 2, rule)
+        rows.append({"claim": p.claim, "stratum": p.stratum, "datasets now": k, "mean − boundary": f"{distance:+.2f}",
+                     "τ (between datasets)": f"{p.tau:.2f}", "SE of the mean": f"{p.se:.2f}",
+                     "datasets for the mean": (f"{needed}" if needed else "> 100")
+                     + ("" if needed and needed <= available else f" (the data holds {available})"),
+                     "quantifier": p.quantifier})
+    return pd.DataFrame(rows)
+
+
+def design_profile(table: pd.DataFrame, params: str | Path, name: str = "decide") -> dict:
+    """The plan as a profile of params.yaml: per dataset with a decidable comparison, the replication's own block
+    for it (full fine-tuning) at the most seeds and the test size its cheapest options ask for. Seeds the replication
+    already ran at the same test size are the same cells (same identities: never computed twice). Commit it, with
+    the plan it came from, before its cells run."""
+    chosen = table.dropna(subset=["best_seeds"]) if len(table) else table
+    if chosen is None or chosen.empty:
+        raise BadInput("the plan decides no comparison at its observed effect: no profile to write")
+    profile = load_raw_profile(REPLICATION, params)
+    blocks = []
+    for dataset, mine in chosen.groupby("dataset_id", sort=False):
+        block = next((b for b in profile["blocks"] if dataset in b.get("datasets", profile["defaults"].get("datasets", []))
+                      and "probe" not in b.get("modes", profile["defaults"].get("modes", ["full"]))), None)
+        if block is None:
+            raise BadInput(f"profile {REPLICATION} has no full fine-tuning block for {dataset}")
+        n_test = int(mine["best_n_test"].max())
+        seeds = int(mine.loc[mine["best_n_test"] == n_test, "best_seeds"].max())
+        one = len(block.get("datasets", [])) == 1
+        blocks.append({**block, "name": block["name"] if one else f"{block['name']}_{dataset}", "datasets": [dataset],
+                       "seeds": list(range(seeds)), "n_test": n_test})
+    return {name: {"defaults": profile["defaults"], "blocks": blocks}}
 
 
 # ---------------------------------------------------------------- what a cell costs, measured and modelled
@@ -155,6 +212,10 @@ def write_plan(*, records_dir: str | Path, params: str | Path, data_dir: str | P
     if kept is None:
         raise BadInput(f"no kept replication records in {folder}: run the replication first")
     table = plan_table(kept, *cost_functions(kept, params, data_dir, bench_json), rule)
+    pooled = pooled_plan_table(kept, len({d.dataset for d in kept.replication.datasets}), rule)
+    shown = table.drop(columns=DESIGN_COLUMNS) if len(table) else table
     write_json_atomic(out, {"records": len(kept.cells), "folder": folder.as_posix(), "rule_alpha": rule.alpha,
-                            "power": rule.power, "table": table.to_dict("records")})
+                            "power": rule.power, "table": shown.to_dict("records"),
+                            "design": table[DESIGN_COLUMNS].dropna().to_dict("records") if len(table) else [],
+                            "pooled": pooled.to_dict("records")})
     return table

@@ -6,8 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
+import yaml
+
 from harness.beyond.analysis import analyse
-from harness.beyond.plan import write_plan
+from harness.beyond.plan import DESIGN_COLUMNS, design_profile, write_plan
 from harness.cli.arguments import add_records_verb
 from harness.errors import BadInput
 from harness.figures import plot_profile
@@ -85,14 +87,24 @@ def add_plan_cli(subparsers) -> None:
     p.add_argument("--data-dir", default="data")
     p.add_argument("--bench", default="results/bench.json", help="the cost model's measured rates")
     p.add_argument("--out", default="results/plan.json")
+    p.add_argument("--profile-out", default=None, metavar="YAML", help="also write the plan as a profile (the "
+                   "replication's blocks at the seeds and test sizes the cheapest options ask for), to paste under "
+                   "params.yaml's profiles: and commit before its cells run")
+    p.add_argument("--profile-name", default="decide", help="the name of that profile (default: decide)")
     p.set_defaults(func=run_plan_cli)
 
 
 def run_plan_cli(args: argparse.Namespace) -> int:
     table = write_plan(records_dir=args.records, params=args.params, data_dir=args.data_dir, bench_json=args.bench,
                        out=args.out)
-    print(markdown_table(table))
+    print(markdown_table(table.drop(columns=DESIGN_COLUMNS) if len(table) else table))
     print(f"wrote {args.out}", file=sys.stderr)
+    if args.profile_out:
+        profile = design_profile(table, args.params, args.profile_name)
+        write_text_atomic(args.profile_out, f"# `python -m harness plan` of {args.records}: paste under profiles:\n"
+                          + yaml.safe_dump(profile, sort_keys=False, width=120, default_flow_style=None))
+        print(f"wrote {args.profile_out}: cost it with `python -m harness estimate --profile {args.profile_name}` "
+              "once it is in params.yaml", file=sys.stderr)
     return 0
 
 

@@ -252,3 +252,10 @@ def load_profile(name: str | None = None, params_path: str | Path = "params.yaml
     analysis = parse_analysis(raw["analysis"]) if raw.get("analysis") else None
     profile = Profile(name=name, blocks=blocks, tsne=tsne, analysis=analysis, allow_data_below_table1=allow_below)
     return profile
+
+
+def load_raw_profile(name: str, params_path: str | Path = "params.yaml") -> dict:
+    """The profile ``name`` as params.yaml writes it (checked by ``load_profile`` first): for a tool that writes a
+    new profile from an old one's blocks."""
+    load_profile(name, params_path)
+    return read_params(params_path)["profiles"][name]

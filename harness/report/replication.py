@@ -263,7 +263,17 @@ def plan_part(path: Path | None, kept: int) -> list[str]:
             f"and larger test sets at the observed effect (80% power), costed in worker-hours (measured wall time "
             f"per cell, scaled by the cost model). {decidable} of {len(table)} INCONCLUSIVE comparisons can be decided "
             "at their observed effect; the rest sit too close to their boundary for any budget here." + stale, "",
-            markdown_table(table), ""]
+            markdown_table(table), ""] + pooled_plan_part(document)
+
+
+def pooled_plan_part(document: dict) -> list[str]:
+    """The plan's pooled rows: how many datasets each undecided pooled mean needs (plan.json's ``pooled``)."""
+    pooled = pd.DataFrame(document.get("pooled", []))
+    if pooled.empty:
+        return ["Every pooled mean (the \"on average\" reading) is decided.", ""]
+    return ["Pooled means still undecided, and how many datasets the mean needs at its observed effect (80% power; "
+            "a universal claim's stratum is decided dataset by dataset, so the rows above are its plan):", "",
+            markdown_table(pooled), ""]
 
 
 def pooled_calibration_part(path: Path | None) -> list[str]:
