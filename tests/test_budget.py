@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.beyond.budget import AtBudget, budget_cells, interval, lr_table, paper_budget, rises, trends
-from harness.report.budget import budget_section
+from harness.beyond.budget import AtBudget, at_largest, budget_cells, interval, lr_table, paper_budget, rises, trends
+from harness.report.budget import budget_section, edge_sentence
 from harness.verdict.decision import (
     DEFAULT_RULE,
     DecisionRule,
@@ -147,3 +147,22 @@ def test_the_section_on_the_kept_records_says_what_it_rests_on(tmp_path):
     assert (tmp_path / "budget_gaps.png").stat().st_size > 10_000
     assert "## Healing or under-training?" in text and "slope per doubling" in text and "SST-2" in text
     assert "Intervals are 90%" in text
+
+
+def test_each_claim_is_read_at_each_datasets_largest_tested_budget():
+    table = pd.DataFrame({"dataset": ["sst2", "sst2", "sst2", "ag_news"], "budget": [6000, 24000, 96000, 6000],
+                          "no-complete-recovery": ["INCONCLUSIVE (2/0/1)", "SUPPORTED (3/0/0)", "–",
+                                                   "INCONCLUSIVE (1/0/2)"],
+                          "bottom-worse-than-top": ["–", "–", "–", "–"]})
+    assert at_largest(table, ["no-complete-recovery", "bottom-worse-than-top"]) == [
+        "no-complete-recovery: SUPPORTED on SST-2 (24,000), INCONCLUSIVE on AG News (6,000)"]
+
+
+def test_a_chosen_lr_at_the_edge_of_its_scan_is_named():
+    lrs = lr_table(budget_cells(RECORDS / "budget"))
+    assert set(lrs["at the edge"]) <= {"", "smallest", "largest"}
+    sst2_clean = lrs[(lrs["dataset"] == "sst2") & (lrs["setting"] == "clean")].iloc[0]
+    assert sst2_clean["chosen lr"] == 1e-4 and sst2_clean["at the edge"] == ""  # inside 5e-5 .. 2e-4
+    sentence = edge_sentence(lrs)
+    assert all(f"{s} (largest)" in sentence for s in lrs.loc[lrs["at the edge"] == "largest", "setting"])
+    assert edge_sentence(lrs.assign(**{"at the edge": ""})) == " Every chosen lr lies inside its scan."

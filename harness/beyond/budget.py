@@ -64,7 +64,8 @@ def budget_cells(folder: str | Path) -> pd.DataFrame:
 
 def lr_table(cells: pd.DataFrame) -> pd.DataFrame:
     """Where a setting ran at several lrs (each dataset's scan budget): the seeds' mean validation F1 per lr, the
-    lr chosen (``choose_lr``, protocol ``selected``) and whether it differs from the clean model's."""
+    lr chosen (``choose_lr``, protocol ``selected``), whether it differs from the clean model's, and whether it is
+    the smallest or largest lr scanned (``at the edge``: the best lr may then lie outside the scan)."""
     rows = []
     for (dataset, budget), part in cells.groupby(["dataset", "budget"], sort=False):
         scanned = part.groupby(["position", "level"])["lr"].transform("nunique") > 1
@@ -78,7 +79,9 @@ def lr_table(cells: pd.DataFrame) -> pd.DataFrame:
             row = {"dataset": dataset, "budget": int(budget), "setting": stratum_label((position, float(level)))}
             row.update({f"val F1 at {x:g}": float(means.loc[(position, level, x), "mean"])
                         for x in sorted(part["lr"].unique()) if (position, level, x) in means.index})
-            rows.append({**row, "chosen lr": float(lr), "same as clean": bool(lr == clean_lr)})
+            scan = sorted(part.loc[(part["position"] == position) & (part["level"] == level), "lr"].unique())
+            edge = "largest" if lr == scan[-1] else "smallest" if lr == scan[0] else ""
+            rows.append({**row, "chosen lr": float(lr), "same as clean": bool(lr == clean_lr), "at the edge": edge})
     return pd.DataFrame(rows)
 
 
@@ -292,4 +295,19 @@ def changes(table: pd.DataFrame, claims: Sequence[str]) -> list[str]:
             if len(words) >= 2 and len(set(words)) > 1:
                 steps = ", ".join(f"{w} at {b:,}" for w, b in zip(words, tested["budget"]))
                 lines.append(f"{dataset_name(str(dataset))}, {claim}: {steps}")
+    return lines
+
+
+def at_largest(table: pd.DataFrame, claims: Sequence[str]) -> list[str]:
+    """Per claim: its verdict on each dataset at the largest budget where that dataset tested it (the question the
+    budget axis asks: does the claim still hold with the most fine-tuning we gave it?)."""
+    lines = []
+    for claim in claims:
+        tested = table[table[claim] != "–"]
+        if tested.empty:
+            continue
+        largest = tested.loc[tested.groupby("dataset", sort=False)["budget"].idxmax()]
+        words = [f"{str(v).split(' (')[0]} on {dataset_name(str(d))} ({b:,})"
+                 for d, b, v in zip(largest["dataset"], largest["budget"], largest[claim])]
+        lines.append(f"{claim}: " + ", ".join(words))
     return lines

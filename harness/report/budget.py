@@ -15,6 +15,7 @@ from harness.beyond.budget import (
     Rise,
     Trend,
     at_budgets,
+    at_largest,
     budget_cells,
     changes,
     gap_points,
@@ -78,7 +79,7 @@ def lr_shown(lrs: pd.DataFrame) -> pd.DataFrame:
     return lrs.assign(dataset=lrs["dataset"].map(dataset_name), budget=lrs["budget"].map("{:,}".format),
                       **{"chosen lr": lrs["chosen lr"].map("{:g}".format)},
                       **{c: lrs[c].round(2) for c in scanned})[["dataset", "budget", "setting", *scanned, "chosen lr",
-                                                                   "same as clean"]]
+                                                                   "same as clean", "at the edge"]]
 
 
 def rise_table(found: list[Rise]) -> pd.DataFrame:
@@ -116,6 +117,17 @@ def converged_at(found: list[Rise]) -> dict[str, int]:
     return out
 
 
+def edge_sentence(lrs: pd.DataFrame) -> str:
+    """Which settings chose the smallest or largest lr scanned: their best lr may lie outside the scan."""
+    edge = lrs[lrs["at the edge"] != ""]
+    if edge.empty:
+        return " Every chosen lr lies inside its scan."
+    named = ", ".join(f"{dataset_name(d)} {s} ({e})"
+                      for d, s, e in zip(edge["dataset"], edge["setting"], edge["at the edge"]))
+    return (f" {len(edge)} of {len(lrs)} choose the smallest or largest lr scanned, so their best lr may lie outside "
+            f"the scan: {named}.")
+
+
 def budget_section(records_dir: str | Path, *, rule: DecisionRule = DEFAULT_RULE, cost: str | Path | None = None,
                    params: str | Path | None = "params.yaml", plots_dir: str | Path = "results/plots") -> str:
     """REPORT.md's section on the fine-tuning budget, from ``<records_dir>/budget``; says plainly when nothing has
@@ -146,8 +158,8 @@ def budget_section(records_dir: str | Path, *, rule: DecisionRule = DEFAULT_RULE
         parts += ["**The lr per setting**, chosen on validation (seeds' mean F1) where a setting ran at several: "
                   + (f"{len(differs)} of {int((lrs['setting'] != 'clean').sum())} corrupted settings choose another lr "
                      f"than their clean model ({', '.join(f'{dataset_name(d)} {s}' for d, s in zip(differs['dataset'], differs['setting']))})."
-                     if len(differs) else "every corrupted setting chooses its clean model's lr."), "",
-                  markdown_table(lr_shown(lrs)), ""]
+                     if len(differs) else "every corrupted setting chooses its clean model's lr.")
+                  + edge_sentence(lrs), "", markdown_table(lr_shown(lrs)), ""]
     if steps:
         converged = converged_at(steps)
         parts += ["**Is the clean model still learning?** Its test F1 from each budget to the next: still rising "
@@ -173,7 +185,9 @@ def budget_section(records_dir: str | Path, *, rule: DecisionRule = DEFAULT_RULE
               markdown_table(by_budget.assign(dataset=by_budget["dataset"].map(dataset_name),
                                               budget=by_budget["budget"].map("{:,}".format))), "",
               ("A verdict changes with the budget: " + "; ".join(moved) + "." if moved else
-               "No verdict changes with the budget on the records so far."), ""]
+               "No verdict changes with the budget on the records so far."), "",
+              "**At the largest budget** each dataset reached (example-passes in brackets), claims 1-3 per dataset: "
+              + "; ".join(at_largest(by_budget, claims)) + ".", ""]
     parts += [f"* {line}" for line in learned_lines(points)]
     document = read_json(Path(cost), f"run `{COST_COMMAND}` again") if cost is not None else None
     parts += ["", "**What it cost.** " + (cost_comparison_text(document) if document else
