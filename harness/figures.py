@@ -176,18 +176,31 @@ def plot_placeholder(path: str | Path, text: str) -> Path:
     return _save_png(figure, path)
 
 
-def plot_healing_curve(gap_table: pd.DataFrame, path: str | Path, margin: float, title: str = "") -> Path:
+def plot_healing_curve(gap_table: pd.DataFrame, path: str | Path, margin: float, title: str = "",
+                       marks: Mapping[str, float] | None = None) -> Path:
     """The recovery gap (clean minus corrupted F1) against the budget, one line per corrupted setting
-    (``harness.beyond.healing_curve.gap_table``), with the equivalence margin shaded around 0."""
-    figure = Figure(figsize=(5.2, 3.4), layout="constrained")
+    (``harness.beyond.healing_curve.gap_table``), with the equivalence margin shaded around 0; hollow points where
+    the clean model had not learned the task (left out of the verdicts), and ``marks`` (label -> budget, e.g. the
+    replication's and the paper's) as dotted lines, so the reader sees how far the curve sits from them."""
+    figure = Figure(figsize=(5.6, 3.4), layout="constrained")
     ax = figure.subplots()
     ax.axhspan(-margin, margin, color="0.9", label=f"±{margin:g} (complete recovery)")
     ax.axhline(0.0, color="grey", linewidth=0.8)
     colors = {"bottom": "tab:red", "top": "tab:blue", "all": "tab:purple"}
     for (position, level), part in gap_table.groupby(["position", "level"], sort=False):
         label = "100%" if position == "all" else f"{position} {level:.0f}%"
+        color = colors.get(position)
         ax.errorbar(part["budget"], part["mean"], yerr=part["std"].fillna(0.0), marker="o", markersize=4, capsize=3,
-                    color=colors.get(position), label=label)
+                    color=color, label=label)
+        unlearned = part[~part["learned"].astype(bool)] if "learned" in part else part.iloc[:0]
+        ax.plot(unlearned["budget"], unlearned["mean"], marker="o", markersize=7, linestyle="none",
+                markerfacecolor="white", markeredgecolor=color)
+    if "learned" in gap_table and not gap_table["learned"].astype(bool).all():
+        ax.plot([], [], marker="o", linestyle="none", markerfacecolor="white", markeredgecolor="black",
+                label="clean model not yet learned (not judged)")
+    for text, budget in (marks or {}).items():
+        ax.axvline(budget, color="black", linestyle=":", linewidth=1)
+        ax.text(budget, 1.0, f" {text}", fontsize=7, va="top", rotation=90, transform=ax.get_xaxis_transform())
     ax.set_xscale("log", base=2)
     ax.set_xlabel("fine-tuning budget (training examples x epochs)")
     ax.set_ylabel("clean F1 - corrupted F1 (points)")

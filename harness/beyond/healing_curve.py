@@ -9,6 +9,11 @@ significantly above, INCONCLUSIVE otherwise. A curve need not be monotone (at a 
 model itself has barely learned), so every step between consecutive budgets is also tested, as claim 2
 tests its steps. Beside them, claim 1's test at the largest budget: does the gap close there
 (equivalent within the margin), stay open, or is it undecided?
+
+A budget enters the verdicts only where the clean model has learned the task (``LEARNED_SHARE``): below that,
+clean and corrupted models alike sit near guessing, and a small gap there says nothing about healing (SST-2's
+clean model at 500 example-passes scored 57.1, below both corrupted settings; read as the curve's first point,
+it turned "the 100% gap shrinks" into CONTRADICTED). Tables and figures still show every budget.
 """
 
 from __future__ import annotations
@@ -23,22 +28,37 @@ from harness.verdict.decision import DEFAULT_RULE, DecisionRule, Verdict, decide
 
 FINDING = "gap-shrinks-with-budget"
 SCORE = "best_test_f1"  # the paper's protocol, as the claims use
+# The clean model has learned the task at a budget when its seed-mean F1 has covered at least this share of the way
+# from guessing (the majority class's F1 on the test set) to its own best over the budgets.
+LEARNED_SHARE = 0.5
+
+
+def learned_budgets(frame: pd.DataFrame) -> pd.Series:
+    """Per budget, whether the clean model has learned the task (``LEARNED_SHARE`` of the way from the majority
+    class's F1 to its best seed-mean F1 over the budgets)."""
+    usable = frame[frame[SCORE].notna() & (frame["position"] == "none")]
+    clean = usable.assign(budget=usable["n_train"] * usable["epochs"]).groupby("budget")[[SCORE, "majority_f1"]].mean()
+    guess = clean["majority_f1"]
+    return (clean[SCORE] - guess >= LEARNED_SHARE * (clean[SCORE].max() - guess)).rename("learned")
 
 
 def gaps(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per corrupted setting, budget and seed: ``budget, position, level, seed, n_test, f1, clean_f1, gap``."""
+    """One row per corrupted setting, budget and seed: ``budget, position, level, seed, n_test, f1, clean_f1, gap,
+    learned`` (whether the clean model has learned the task at that budget)."""
     usable = frame[frame[SCORE].notna()].assign(budget=frame["n_train"] * frame["epochs"])
     clean = usable[usable["position"] == "none"].set_index(["budget", "seed"])[SCORE].rename("clean_f1")
     corrupted = usable[usable["position"] != "none"][["budget", "position", "level", "seed", "n_test", SCORE]]
     joined = corrupted.join(clean, on=["budget", "seed"], how="inner").rename(columns={SCORE: "f1"})
+    joined = joined.join(learned_budgets(frame), on="budget")
     return joined.assign(gap=joined["clean_f1"] - joined["f1"]).sort_values(["level", "position", "budget", "seed"],
                                                                             kind="stable").reset_index(drop=True)
 
 
 def gap_table(gap_rows: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std over seeds of the gap, per setting and budget."""
-    return (gap_rows.groupby(["position", "level", "budget"], sort=False)["gap"]
-            .agg(mean="mean", std="std", seeds="count").reset_index())
+    """Mean and std over seeds of the gap, per setting and budget, and whether the clean model had learned the task."""
+    return (gap_rows.groupby(["position", "level", "budget"], sort=False)
+            .agg(mean=("gap", "mean"), std=("gap", "std"), seeds=("gap", "count"), learned=("learned", "all"))
+            .reset_index())
 
 
 def _slope(piece: pd.DataFrame) -> float:
@@ -46,9 +66,10 @@ def _slope(piece: pd.DataFrame) -> float:
 
 
 def shrink_findings(gap_rows: pd.DataFrame, rule: DecisionRule = DEFAULT_RULE) -> list[Comparison]:
-    """Per corrupted setting: does the gap shrink with the budget, and does it close at the largest one?"""
+    """Per corrupted setting: does the gap shrink with the budget, and does it close at the largest one? Only the
+    budgets where the clean model has learned the task are judged (``gaps``' ``learned``)."""
     found = []
-    for (position, level), piece in gap_rows.groupby(["position", "level"], sort=False):
+    for (position, level), piece in gap_rows[gap_rows["learned"]].groupby(["position", "level"], sort=False):
         label = stratum_label((position, float(level)))
         ids = {"table": "healing-curve", "model": "-", "dataset": "-"}
         budgets = sorted(piece["budget"].unique())
