@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from harness.cli import main as cli_main
 from harness.errors import BadInput
+from harness.report.document import calibration_section
 from harness.verdict.calibration import SETTINGS
 from harness.verdict.claims import CLAIMS
 from harness.verdict.decision import DEFAULT_RULE, Verdict, weighted_f1_resampled
@@ -147,6 +149,11 @@ def test_the_table_has_its_columns_and_says_what_cannot_be_decided(tmp_path):
     assert text == stress_calibration_text(document) and "| claim" in text and "--recheck 0" in text
     assert cli_main(["calibrate", "--stress", "--pooled", "--out", str(tmp_path / "x.json")]) == 2
     assert not (tmp_path / "x.json").exists()
+    # REPORT.md's calibration section: the one-grid table, then this one's summary, or a line saying it has not run
+    one_grid = Path(__file__).resolve().parents[1] / "results" / "calibration.json"
+    shown = calibration_section(one_grid, out)
+    assert "| claim" in shown.split("Under harsher noise")[1] and "were not simulated again" in shown
+    assert "not measured to the end here yet" in calibration_section(one_grid, tmp_path / "none.json")
 
 
 def test_a_stopped_calibration_resumes_from_its_kept_cases_and_a_changed_rule_does_not_reuse_them(tmp_path,
