@@ -5,11 +5,13 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from fixtures import random_encoded
 
 from harness.cli import main
+from harness.errors import BadInput
 from harness.method.cell import run_cell
 from harness.method.config import METHOD_VERSION, CellConfig, cell_identity
 from harness.method.data import dataset_digest
@@ -163,6 +165,45 @@ def test_a_non_finite_loss_marks_the_run_diverged_and_the_cli_exits_nonzero(dirs
     assert "diverged" in capsys.readouterr().err
     record = json.loads(out.read_text())
     assert record["status"] == "diverged" and "non-finite loss" in record["divergence"]
+
+
+@pytest.mark.parametrize("mode", ["full", "probe"])
+def test_scoring_the_test_set_once_at_the_selected_epoch_gives_what_every_epoch_scoring_selects(mode, dirs, tmp_path):
+    """test_scoring: selected (issue 35: test sets of thousands, scored once) keeps the chosen epoch's weights and
+    scores them at the end: the same selected epoch, test F1 and per-example predictions as scoring every epoch;
+    no best-on-test reading (NaN), and a new identity while the default keeps every old one."""
+    from harness.verdict.sources import load_predictions
+
+    every = CellConfig(model="tiny-bert", dataset="emotion", mode=mode, seed=3, **{**TINY, "epochs": 4})
+    once = every.with_(test_scoring="selected")
+    assert every.canonical_json() == CellConfig(model="tiny-bert", dataset="emotion", mode=mode, seed=3,
+                                                **{**TINY, "epochs": 4}).canonical_json()
+    assert "test_scoring" not in every.canonical_json() and once.hash != every.hash
+    a = run_cell(every, **dirs)
+    b = run_cell(once, **{**dirs, "out_dir": tmp_path / "once"})
+    for key in ("selected_epoch", "selected_test_f1", "selected_val_f1", "majority_f1", "status"):
+        assert a[key] == b[key], key
+    chosen = a["selected_epoch"]
+    assert [e["val_predictions"] for e in a["epochs"]] == [e["val_predictions"] for e in b["epochs"]]
+    assert [e["epoch"] for e in b["epochs"] if "test_predictions" in e] == [chosen]
+    assert b["epochs"][chosen - 1]["test_predictions"] == a["epochs"][chosen - 1]["test_predictions"]
+    assert math.isnan(b["best_test_f1"]) and math.isnan(b["best_epoch"])
+    assert (b["final_test_f1"] == a["final_test_f1"]) if chosen == 4 else math.isnan(b["final_test_f1"])
+    # the verdicts read the chosen epoch's predictions from either record
+    frame = pd.DataFrame({"identity": [b["identity"]], "epoch": [chosen]})
+    (labels, predicted), = load_predictions(frame, tmp_path / "once").values()
+    assert len(labels) == len(predicted) == 32
+
+
+def test_selected_test_scoring_costs_one_test_pass():
+    from harness.grid.cost import cell_cost
+
+    config = CellConfig(model="tiny-bert", dataset="sst2", epochs=4)
+    tokens = {"train": 1000.0, "validation": 100.0, "test": 1000.0}
+    every, once = cell_cost(config, tokens, 10), cell_cost(config.with_(test_scoring="selected"), tokens, 10)
+    assert (every.eval_tokens, once.eval_tokens) == (4 * 1100.0, 4 * 100.0 + 1000.0)
+    with pytest.raises(BadInput, match="test_scoring"):
+        config.with_(test_scoring="best")
 
 
 # ---------------------------------------------------------------- bad input: one message, exit 2, nothing overwritten

@@ -13,7 +13,7 @@ from harness.cli.arguments import cli_number, corruption_arguments
 from harness.errors import BadInput
 from harness.files import write_text_atomic
 from harness.method.cell import run_cell
-from harness.method.config import METHOD_VERSION, CellConfig, check_corruption
+from harness.method.config import METHOD_VERSION, TEST_SCORINGS, CellConfig, check_corruption
 from harness.method.corrupt import apply_corruption
 from harness.method.data import DATASETS, fetch_from_hub
 from harness.method.digest import METHOD_DIGESTS, check_method_digest, method_digest, stored_method_digests
@@ -59,6 +59,9 @@ def add_cell_cli(subparsers) -> None:
     p.add_argument("--probe-dropout", action="store_true",
                    help="linear probe: run the frozen body in train mode (dropout on) for every training batch, "
                         "as transformers' Trainer does (default: once, in eval mode, cached)")
+    p.add_argument("--test-scoring", default=defaults.test_scoring, choices=TEST_SCORINGS,
+                   help="every_epoch (default): score the test set after every epoch (the paper's best-on-test "
+                        "reading needs it); selected: once, at the epoch of best validation F1")
     p.add_argument("--data-dir", default="data")
     p.add_argument("--cache-dir", default="cache/tokens")
     p.add_argument("--out", default=None, help="record file (default: results/cells/<cell identity>.json)")
@@ -78,7 +81,7 @@ def run_cell_cli(args: argparse.Namespace) -> int:
         n_train=args.n_train, n_test=args.n_test, n_val=args.n_val, batch_size=args.batch_size,
         max_length=args.max_length, init=args.init, scope=args.scope, rounding=args.rounding,
         precision=resolve_precision(args.precision), pooler=args.pooler, corruption=args.kind, strength=args.strength,
-        component=args.component, probe_dropout=args.probe_dropout,
+        component=args.component, probe_dropout=args.probe_dropout, test_scoring=args.test_scoring,
     )
     check_method_digest()  # before the cell: its record, if found, would pass for the current code's
     if args.threads:

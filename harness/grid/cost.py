@@ -91,7 +91,7 @@ class CellCost:
     model: str
     train_tokens: float  # real tokens through training passes (forward + backward)
     body_tokens: float  # real tokens through frozen-body forward passes (a probe's cached features)
-    eval_tokens: float  # real tokens scored (validation + test, every epoch)
+    eval_tokens: float  # real tokens scored (validation every epoch; test every epoch or once)
     flops: float
 
 
@@ -105,8 +105,11 @@ def cell_cost(config, split_tokens: dict[str, float], n_params: int) -> CellCost
     if config.mode == "probe":  # the frozen body runs once over train (every epoch with probe_dropout); the head ~0
         # the body's validation and test vectors are cached too (harness.method.train), so they are scored once
         train, body, evaluated = 0.0, (epochs if config.probe_dropout else 1) * split_tokens["train"], held_out
-    else:
+    elif config.test_scoring == "every_epoch":
         train, body, evaluated = epochs * split_tokens["train"], 0.0, epochs * held_out
+    else:  # validation every epoch, test once at the selected epoch
+        train, body, evaluated = epochs * split_tokens["train"], 0.0, epochs * split_tokens["validation"] + \
+            split_tokens["test"]
     flops = 6 * n_params * train + 2 * n_params * (body + evaluated)
     return CellCost(model=config.model, train_tokens=train, body_tokens=body, eval_tokens=evaluated, flops=flops)
 

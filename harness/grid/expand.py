@@ -180,6 +180,7 @@ def describe(config: CellConfig) -> str:
     damage += "" if config.strength is None else f"({config.strength:g})"
     damage += "" if config.component == IDENTITY_DEFAULTS["component"] else f" {config.component}"
     damage += " probe-dropout" if config.probe_dropout else ""
+    damage += "" if config.test_scoring == IDENTITY_DEFAULTS["test_scoring"] else f" test={config.test_scoring}"
     damage += "" if config.init == DEFAULT_INIT else f" init={config.init}"
     return (f"{config.model} {config.dataset} {setting}{damage} {config.pooling} {config.mode} lr={config.lr:g} "
             f"seed={config.seed}")

@@ -23,7 +23,8 @@ from harness.method.config import real_number, whole_number
 AXES = ("models", "datasets", "positions", "poolings", "modes", "lrs", "seeds")
 # ... and those that fix one CellConfig field for every cell of the block.
 FIXED = ("epochs", "n_train", "n_test", "n_val", "batch_size", "max_length", "data_seed", "init", "scope",
-         "rounding", "precision", "pooler", "corruption", "strength", "component", "probe_dropout")
+         "rounding", "precision", "pooler", "corruption", "strength", "component", "probe_dropout",
+         "test_scoring")
 AXIS_DEFAULTS = {"positions": ("bottom", "top"), "poolings": ("cls",), "modes": ("full",)}
 
 

@@ -31,6 +31,10 @@ SETTINGS = ("none", "bottom", "top", "all")  # none = clean (0%), all = 100% cor
 POOLINGS = ("cls", "mean")
 MODES = ("full", "probe")
 PRECISIONS = ("fp32", "bf16")
+# When a run scores the test set: after every epoch (the paper's "we test every epoch": the best-on-test reading
+# needs it), or once, at the epoch chosen on validation (that epoch's weights kept), which is all the verdicts
+# read and what makes a test set of thousands affordable (harness.method.train).
+TEST_SCORINGS = ("every_epoch", "selected")
 
 # The corruption's kinds and components (harness.method.corrupt applies them; they are checked here, where
 # a config is made, so a bad value fails before any model is loaded).
@@ -46,7 +50,8 @@ DEFAULT_INIT = "kaiming_uniform"
 # existed. canonical_json leaves such a field out while it holds this value: adding an option must
 # not give every existing record a new identity (and recompute GPU-days of cells that it does not
 # change); a cell that sets it to anything else is a new cell. A field added later joins this table.
-IDENTITY_DEFAULTS = {"corruption": "reinit", "strength": None, "component": "all", "probe_dropout": False}
+IDENTITY_DEFAULTS = {"corruption": "reinit", "strength": None, "component": "all", "probe_dropout": False,
+                     "test_scoring": "every_epoch"}
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,10 @@ class CellConfig:
     # before this option existed (their identities and numbers stay valid); profiles set it
     # explicitly, True where they follow the paper's stack.
     probe_dropout: bool = False
+    # every_epoch: the test set is scored after every epoch (the default, what every record before this option
+    # computed); selected: once, at the epoch of best validation F1 (TEST_SCORINGS). The selected epoch, its
+    # test F1 and predictions are the same either way (tests/test_cell.py); only the best-on-test reading is lost.
+    test_scoring: str = "every_epoch"
 
     def __post_init__(self) -> None:
         for name in INT_FIELDS:  # before anything compares them: 3.0 or "3" must not pass as 3
@@ -116,7 +125,8 @@ class CellConfig:
             raise BadInput(f"position {self.position!r} needs fraction {0 if self.position == 'none' else 1}; "
                            f"for fraction {self.fraction} choose 'bottom' or 'top'")
         for name, value, allowed in (("pooling", self.pooling, POOLINGS), ("mode", self.mode, MODES),
-                                     ("precision", self.precision, PRECISIONS)):
+                                     ("precision", self.precision, PRECISIONS),
+                                     ("test_scoring", self.test_scoring, TEST_SCORINGS)):
             if value not in allowed:
                 raise BadInput(f"{name} must be one of {allowed}, got {value!r}")
         for name, ok, rule in (("lr", math.isfinite(self.lr) and self.lr > 0, "a finite number > 0"), ("epochs", self.epochs >= 1, ">= 1"),

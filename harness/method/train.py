@@ -2,7 +2,10 @@
 
 Optimisation follows Hugging Face ``Trainer``'s defaults, the paper's stack (``harness.method.optim``: Adam,
 linear decay to 0 without warm-up, gradient norm clipped at 1.0). After every epoch the model is scored on validation and
-test with sklearn's weighted F1 (plus accuracy and macro F1), in percent as the paper reports.
+test with sklearn's weighted F1 (plus accuracy and macro F1), in percent as the paper reports. With
+``test_every_epoch`` off, the test set is scored once instead, at the end, with the weights of the epoch of best
+validation F1 (kept in memory when validation improves): the same epoch, F1 and predictions the every-epoch run
+selects, since scoring in inference mode draws no randomness and changes no weight.
 
 Speed without changing the science:
   * batches are drawn from a seeded shuffle, then sorted by length *within* mega-batches of 50
@@ -53,6 +56,7 @@ class TrainSettings:
     max_grad_norm: float = 1.0
     pooler: bool = True  # BERT's pooler between the pooled vector and the classifier
     probe_dropout: bool = False  # probe: the frozen body in train mode (dropout on) as Trainer runs it; see CellConfig
+    test_every_epoch: bool = True  # False: test scored once, at the epoch chosen on validation (CellConfig.test_scoring)
 
 
 @dataclass
@@ -60,11 +64,11 @@ class EpochScores:
     epoch: int
     train_loss: float
     val: dict[str, float]
-    test: dict[str, float]
+    test: dict[str, float]  # empty where the test set was not scored after this epoch
     train_tokens: int
     train_seconds: float
     val_predictions: np.ndarray
-    test_predictions: np.ndarray
+    test_predictions: np.ndarray | None
 
     def as_record(self) -> dict:
         return {
@@ -76,7 +80,7 @@ class EpochScores:
             "train_seconds": self.train_seconds,
             # the evidence of every verdict: each example's predicted label (harness.method.predictions)
             "val_predictions": encode_labels(self.val_predictions),
-            "test_predictions": encode_labels(self.test_predictions),
+            **({"test_predictions": encode_labels(self.test_predictions)} if self.test_predictions is not None else {}),
         }
 
 
@@ -216,7 +220,8 @@ def train_and_evaluate(
     progress: bool = True,
     description: str = "",
 ) -> TrainOutcome:
-    """Train for ``settings.epochs`` epochs, scoring validation and test after each one.
+    """Train for ``settings.epochs`` epochs, scoring validation after each one, and test after each one too or
+    (``test_every_epoch`` off) once, at the epoch of best validation F1 (ties: the earliest).
 
     A non-finite loss stops the run and marks it diverged (the epochs before it are kept).
     """
@@ -256,6 +261,7 @@ def train_and_evaluate(
                                     settings.max_grad_norm)
     loss_fn = nn.CrossEntropyLoss()
     outcome = TrainOutcome()
+    chosen: tuple[EpochScores, dict[str, torch.Tensor]] | None = None  # test once: the best validation epoch so far
 
     bar = tqdm(total=steps_per_epoch * settings.epochs, desc=description or "train", disable=not progress,
                unit="step", dynamic_ncols=True, leave=False)
@@ -268,27 +274,36 @@ def train_and_evaluate(
             loss = loss_fn(logits, labels)
             if not torch.isfinite(loss):
                 outcome.diverged, outcome.divergence = True, f"non-finite loss {loss.item()} at epoch {epoch} step {steps + 1}"
-                bar.close()
-                return outcome
+                break
             optimiser.zero_grad()
             loss.backward()
             optimiser.clip_and_step()
             loss_sum, steps, tokens = loss_sum + loss.item(), steps + 1, tokens + batch_tokens
             bar.update()
             bar.set_postfix(epoch=epoch, loss=f"{loss_sum / steps:.4f}")
+        if outcome.diverged:
+            break
         train_seconds = time.perf_counter() - started
-        val_predictions, test_predictions = evaluate("val", validation), evaluate("test", test)
+        val_predictions = evaluate("val", validation)
+        test_predictions = evaluate("test", test) if settings.test_every_epoch else None
         scores = EpochScores(
             epoch=epoch,
             train_loss=loss_sum / steps,
             val=classification_scores(validation.labels, val_predictions),
-            test=classification_scores(test.labels, test_predictions),
+            test=classification_scores(test.labels, test_predictions) if test_predictions is not None else {},
             train_tokens=tokens,
             train_seconds=train_seconds,
             val_predictions=val_predictions,
             test_predictions=test_predictions,
         )
         outcome.epochs.append(scores)
-        bar.set_postfix(epoch=epoch, loss=f"{scores.train_loss:.4f}", test_f1=f"{scores.test['f1_weighted']:.2f}")
+        if not settings.test_every_epoch and (chosen is None or scores.val["f1_weighted"] > chosen[0].val["f1_weighted"]):
+            chosen = scores, {name: value.detach().clone() for name, value in model.state_dict().items()}
+        bar.set_postfix(epoch=epoch, loss=f"{scores.train_loss:.4f}", val_f1=f"{scores.val['f1_weighted']:.2f}")
     bar.close()
+    if chosen is not None:  # the test set, once, with the chosen epoch's weights
+        scores, weights = chosen
+        model.load_state_dict(weights)
+        scores.test_predictions = evaluate("test", test)
+        scores.test = classification_scores(test.labels, scores.test_predictions)
     return outcome

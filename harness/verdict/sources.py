@@ -184,7 +184,8 @@ def load_predictions(frame: pd.DataFrame, cells_dir: str | Path) -> dict[str, tu
             continue
         record = read_record(record_file(cells_dir, str(identity)))
         epochs = record.get("epochs", []) if record else []
-        if not record or "labels" not in record or len(epochs) < int(epoch) or "test_predictions" not in epochs[0]:
+        if not record or "labels" not in record or len(epochs) < int(epoch) \
+                or "test_predictions" not in epochs[int(epoch) - 1]:  # test scored at the selected epoch only
             continue
         found[str(identity)] = (decode_labels(record["labels"]["test"]),
                                 decode_labels(epochs[int(epoch) - 1]["test_predictions"]))
