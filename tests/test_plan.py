@@ -9,7 +9,18 @@ import pytest
 import yaml
 from scipy import stats
 
-from harness.beyond.plan import datasets_needed, design_profile, options_for, plan_table, pooled_plan_table, seeds_needed
+from harness.beyond.plan import (
+    budgeted_design,
+    datasets_needed,
+    design_cells,
+    design_hours,
+    design_profile,
+    options_for,
+    plan_table,
+    pooled_plan_table,
+    seeds_at,
+    seeds_needed,
+)
 from harness.grid.expand import expand
 from harness.grid.profiles import load_profile
 from harness.verdict.claims import Comparison
@@ -95,7 +106,41 @@ def test_the_plan_is_written_as_a_profile_that_expands_to_the_replications_cells
         n_test = int(mine["best_n_test"].max())  # the largest test set asked for, with the most seeds at it
         assert {c.n_test for c in cells if c.dataset == dataset} == {n_test}
         seeds = {c.seed for c in cells if c.dataset == dataset}
-        assert seeds == set(range(int(mine.loc[mine["best_n_test"] == n_test, "best_seeds"].max())))
+        # each comparison's seeds at the block's test size: a larger test set than its own option needs fewer
+        assert seeds == set(range(max(seeds_at(row, n_test) for row in mine.to_dict("records"))))
+        assert all(seeds_at(row, n_test) <= row["best_seeds"] for row in mine.to_dict("records"))
     # seeds the replication ran at the same test size are its very cells: never computed twice
     same_size = [c for c in cells if c.seed < 3 and c.n_test == replication_n[c.dataset]]
     assert {c.hash for c in same_size} <= replication
+    # a larger test set is scored once, at the epoch chosen on validation; the replication's own size as it was
+    assert all(c.test_scoring == ("every_epoch" if c.n_test == replication_n[c.dataset] else "selected")
+               for c in cells)
+    assert any(c.test_scoring == "selected" for c in cells)
+
+
+def test_a_budgeted_design_fits_its_hours_takes_the_cheapest_first_and_reuses_the_kept_cells():
+    kept = replication_of(RECORDS)
+
+    def cell_hours(dataset, n_test):
+        return 0.1 * max(n_test, 1000) / 1000
+
+    table = plan_table(kept, cell_hours, lambda d, n: n)
+    scored = kept.cells.groupby("dataset")["n_test"].max().astype(int).to_dict()
+    sizes = {h: budgeted_design(table, REPO / "params.yaml", kept, cell_hours, h) for h in (0.5, 5.0, 50.0)}
+    for hours, (design, targets, cost) in sizes.items():
+        assert cost <= hours and (design is None) == targets.empty
+        if design is not None:
+            assert cost == pytest.approx(design_hours(design, kept, cell_hours)) and cost > 0
+            assert list(targets.index) == sorted(targets.index)  # cheapest first: the plan's order
+    assert len(sizes[0.5][1]) <= len(sizes[5.0][1]) <= len(sizes[50.0][1]) and len(sizes[50.0][1]) > 0
+    design = sizes[50.0][0]
+    kept_hashes = set(kept.cells["config_hash"])
+    for config in design_cells(design):
+        if config.seed < 3 and config.test_scoring == "every_epoch":
+            assert config.hash in kept_hashes  # the replication's own cells: never computed twice
+    # an option at the size the data capped a block to is that block's own test set (MRPC: 408 of the 1,000 asked)
+    mrpc = table[table["dataset_id"] == "mrpc"].dropna(subset=["best_seeds"]).head(1)
+    if len(mrpc):
+        assert int(mrpc["best_n_test"].iloc[0]) == scored["mrpc"] == 408
+        block = design_profile(mrpc, REPO / "params.yaml", "decide", scored)["decide"]["blocks"][0]
+        assert "test_scoring" not in block and block["n_test"] != 408

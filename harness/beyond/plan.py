@@ -33,7 +33,7 @@ from harness.errors import BadInput
 from harness.files import write_json_atomic
 from harness.grid.cost import cell_frame
 from harness.grid.expand import expand
-from harness.grid.profiles import load_profile, load_raw_profile
+from harness.grid.profiles import Profile, load_profile, load_raw_profile, parse_block
 from harness.method.prepare import make_splits
 from harness.perf.estimate import rates_from_bench
 from harness.verdict.claims import Comparison
@@ -111,12 +111,15 @@ def plan_table(kept: KeptReplication, cell_hours: Callable[[str, int], float],
                              "not decidable at the observed effect"),
                 "hours": best.hours if best else math.inf,
                 "dataset_id": d.dataset, "best_seeds": best.seeds if best else None,
-                "best_n_test": best.n_test if best else None})
+                "best_n_test": best.n_test if best else None, "distance": distance,
+                "seed_var1": int(c.values["n_seeds"]) * float(c.values["se_seeds"]) ** 2,
+                "test_var": float(c.values["se_test"]) ** 2, "n_now": n})
     table = pd.DataFrame(rows)
     return table.sort_values("hours", kind="stable").drop(columns="hours").reset_index(drop=True) if rows else table
 
 
-DESIGN_COLUMNS = ["dataset_id", "best_seeds", "best_n_test"]  # the chosen option, machine-readable (not shown)
+# the chosen option and what it rests on, machine-readable (not shown)
+DESIGN_COLUMNS = ["dataset_id", "best_seeds", "best_n_test", "distance", "seed_var1", "test_var", "n_now"]
 
 
 def datasets_needed(distance: float, var_one: float, rule: DecisionRule = DEFAULT_RULE, most: int = 100) -> int | None:
@@ -148,11 +151,32 @@ def pooled_plan_table(kept: KeptReplication, available: int, rule: DecisionRule 
     return pd.DataFrame(rows)
 
 
-def design_profile(table: pd.DataFrame, params: str | Path, name: str = "decide") -> dict:
+def test_scoring(template, n_test: int) -> str:
+    """How a planned cell scores its test set: as the kept records did at their own test size (the same cells,
+    never computed twice), and once, at the epoch chosen on validation, at a larger one (new cells either way:
+    scoring thousands of examples after every epoch would cost more than the training)."""
+    return template.test_scoring if n_test == template.n_test else "selected"
+
+
+def seeds_at(row: dict, n_test: int, rule: DecisionRule = DEFAULT_RULE) -> int:
+    """The seeds one planned comparison needs at ``n_test`` (its block may score a larger test set than its own
+    cheapest option: the test term then shrinks and fewer seeds suffice); its own option's seeds where the row
+    carries no variance parts."""
+    if "distance" not in row or pd.isna(row.get("distance")):
+        return int(row["best_seeds"])
+    needed = seeds_needed(float(row["distance"]), float(row["seed_var1"]),
+                          float(row["test_var"]) * float(row["n_now"]) / n_test, rule)
+    return int(needed if needed is not None else row["best_seeds"])
+
+
+def design_profile(table: pd.DataFrame, params: str | Path, name: str = "decide",
+                   scored: dict[str, int] | None = None) -> dict:
     """The plan as a profile of params.yaml: per dataset with a decidable comparison, the replication's own block
     for it (full fine-tuning) at the most seeds and the test size its cheapest options ask for. Seeds the replication
-    already ran at the same test size are the same cells (same identities: never computed twice). Commit it, with
-    the plan it came from, before its cells run."""
+    already ran at the same test size are the same cells (same identities: never computed twice); a larger test set
+    is scored once, at the epoch chosen on validation (``test_scoring``). Commit it, with the plan it came from,
+    before its cells run. ``scored``: the test size each dataset's records were scored on (the data caps what a
+    block asks for): an option at that size is the block's own test set, so the same cells."""
     chosen = table.dropna(subset=["best_seeds"]) if len(table) else table
     if chosen is None or chosen.empty:
         raise BadInput("the plan decides no comparison at its observed effect: no profile to write")
@@ -164,11 +188,43 @@ def design_profile(table: pd.DataFrame, params: str | Path, name: str = "decide"
         if block is None:
             raise BadInput(f"profile {REPLICATION} has no full fine-tuning block for {dataset}")
         n_test = int(mine["best_n_test"].max())
-        seeds = int(mine.loc[mine["best_n_test"] == n_test, "best_seeds"].max())
+        seeds = max(seeds_at(row, n_test) for row in mine.to_dict("records"))
         one = len(block.get("datasets", [])) == 1
+        own = block.get("n_test", profile["defaults"].get("n_test"))
+        n_test = own if n_test == (scored or {}).get(dataset) else n_test
         blocks.append({**block, "name": block["name"] if one else f"{block['name']}_{dataset}", "datasets": [dataset],
-                       "seeds": list(range(seeds)), "n_test": n_test})
+                       "seeds": list(range(seeds)), "n_test": n_test,
+                       **({} if n_test == own else {"test_scoring": "selected"})})
     return {name: {"defaults": profile["defaults"], "blocks": blocks}}
+
+
+def design_cells(design: dict) -> list:
+    """The cells of a design profile (``design_profile``'s mapping), expanded as the grid would."""
+    ((name, raw),) = design.items()
+    defaults = raw.get("defaults") or {}
+    return expand(Profile(name=name, blocks=tuple(parse_block(b, defaults, i) for i, b in enumerate(raw["blocks"]))))
+
+
+def design_hours(design: dict, kept: KeptReplication, cell_hours: Callable[[str, int], float]) -> float:
+    """What a design's new cells cost (cells the replication already kept are not run again)."""
+    done = set(kept.cells["config_hash"])
+    return sum(cell_hours(c.dataset, c.n_test) for c in design_cells(design) if c.hash not in done)
+
+
+def budgeted_design(table: pd.DataFrame, params: str | Path, kept: KeptReplication,
+                    cell_hours: Callable[[str, int], float], hours: float, name: str = "decide"
+                    ) -> tuple[dict | None, pd.DataFrame, float]:
+    """The design within ``hours``: comparisons taken cheapest first (the plan's order), each kept only if the whole
+    design, every setting of its dataset's block at the seeds and test size it asks for, still fits. Returns the
+    profile (None if nothing fits), the comparisons it targets and its cost in hours."""
+    scored = kept.cells.groupby("dataset")["n_test"].max().astype(int).to_dict()
+    chosen, design, cost = [], None, 0.0
+    for index in table.dropna(subset=["best_seeds"]).index if len(table) else []:
+        trial = design_profile(table.loc[[*chosen, index]], params, name, scored)
+        trial_cost = design_hours(trial, kept, cell_hours)
+        if trial_cost <= hours:
+            chosen, design, cost = [*chosen, index], trial, trial_cost
+    return design, table.loc[chosen], cost
 
 
 # ---------------------------------------------------------------- what a cell costs, measured and modelled
@@ -187,7 +243,8 @@ def cost_functions(kept: KeptReplication, params: str | Path, data_dir: str | Pa
 
     @cache
     def modelled(dataset: str, n_test: int) -> float:
-        config = dataclasses.replace(templates[dataset], n_test=n_test)
+        config = dataclasses.replace(templates[dataset], n_test=n_test, test_scoring=test_scoring(templates[dataset],
+                                                                                                    n_test))
         return float(cell_frame([config], data_dir, rates)["hours_here"].iloc[0])
 
     @cache
@@ -205,17 +262,25 @@ def cost_functions(kept: KeptReplication, params: str | Path, data_dir: str | Pa
 
 
 def write_plan(*, records_dir: str | Path, params: str | Path, data_dir: str | Path, bench_json: str | Path,
-               out: str | Path, rule: DecisionRule = DEFAULT_RULE) -> pd.DataFrame:
-    """`python -m harness plan`: the plan for the kept replication records, written as JSON (REPORT.md shows it)."""
+               out: str | Path, rule: DecisionRule = DEFAULT_RULE, hours: float | None = None,
+               profile_name: str = "decide") -> tuple[pd.DataFrame, dict | None]:
+    """`python -m harness plan`: the plan for the kept replication records, written as JSON (REPORT.md shows it),
+    and, with ``hours``, the design that decides the most comparisons within them (``budgeted_design``)."""
     folder = Path(records_dir) / REPLICATION
     kept = replication_of(folder, rule=rule) if folder.is_dir() else None
     if kept is None:
         raise BadInput(f"no kept replication records in {folder}: run the replication first")
-    table = plan_table(kept, *cost_functions(kept, params, data_dir, bench_json), rule)
+    cell_hours, test_cap = cost_functions(kept, params, data_dir, bench_json)
+    table = plan_table(kept, cell_hours, test_cap, rule)
     pooled = pooled_plan_table(kept, len({d.dataset for d in kept.replication.datasets}), rule)
     shown = table.drop(columns=DESIGN_COLUMNS) if len(table) else table
+    design, targets, cost = (budgeted_design(table, params, kept, cell_hours, hours, profile_name)
+                             if hours is not None else (None, table.iloc[:0], 0.0))
     write_json_atomic(out, {"records": len(kept.cells), "folder": folder.as_posix(), "rule_alpha": rule.alpha,
                             "power": rule.power, "table": shown.to_dict("records"),
                             "design": table[DESIGN_COLUMNS].dropna().to_dict("records") if len(table) else [],
-                            "pooled": pooled.to_dict("records")})
-    return table
+                            "pooled": pooled.to_dict("records"),
+                            **({"budget": {"hours": hours, "cost_hours": cost, "profile": design,
+                                           "targets": targets[["dataset", "claim", "stratum", "cheapest"]]
+                                           .to_dict("records")}} if hours is not None else {})})
+    return table, design

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 import yaml
 
 from harness.beyond.analysis import analyse
-from harness.beyond.plan import DESIGN_COLUMNS, design_profile, write_plan
+from harness.beyond.plan import DESIGN_COLUMNS, write_plan
 from harness.cli.arguments import add_records_verb
 from harness.errors import BadInput
 from harness.figures import plot_profile
@@ -91,17 +92,27 @@ def add_plan_cli(subparsers) -> None:
                    "replication's blocks at the seeds and test sizes the cheapest options ask for), to paste under "
                    "params.yaml's profiles: and commit before its cells run")
     p.add_argument("--profile-name", default="decide", help="the name of that profile (default: decide)")
+    p.add_argument("--hours", type=float, default=24.0, help="with --profile-out: the design's budget in worker-hours "
+                   "(measured per-cell hours of the kept records): comparisons are taken cheapest first while the "
+                   "whole design fits (default 24)")
     p.set_defaults(func=run_plan_cli)
 
 
 def run_plan_cli(args: argparse.Namespace) -> int:
-    table = write_plan(records_dir=args.records, params=args.params, data_dir=args.data_dir, bench_json=args.bench,
-                       out=args.out)
+    if args.hours <= 0:
+        raise BadInput(f"--hours must be positive, got {args.hours}")
+    table, profile = write_plan(records_dir=args.records, params=args.params, data_dir=args.data_dir,
+                                bench_json=args.bench, out=args.out, profile_name=args.profile_name,
+                                hours=args.hours if args.profile_out else None)
     print(markdown_table(table.drop(columns=DESIGN_COLUMNS) if len(table) else table))
     print(f"wrote {args.out}", file=sys.stderr)
     if args.profile_out:
-        profile = design_profile(table, args.params, args.profile_name)
-        write_text_atomic(args.profile_out, f"# `python -m harness plan` of {args.records}: paste under profiles:\n"
+        if profile is None:
+            raise BadInput(f"no comparison can be decided within {args.hours:g} worker-hours: no profile to write")
+        budget = json.loads(Path(args.out).read_text(encoding="utf-8"))["budget"]
+        write_text_atomic(args.profile_out, f"# `python -m harness plan --hours {args.hours:g}` of {args.records}: "
+                          f"{len(budget['targets'])} comparisons targeted, {budget['cost_hours']:.1f} worker-hours "
+                          "(measured per-cell hours); paste under profiles:\n"
                           + yaml.safe_dump(profile, sort_keys=False, width=120, default_flow_style=None))
         print(f"wrote {args.profile_out}: cost it with `python -m harness estimate --profile {args.profile_name}` "
               "once it is in params.yaml", file=sys.stderr)
