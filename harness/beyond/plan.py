@@ -29,6 +29,7 @@ from pathlib import Path
 import pandas as pd
 from scipy import stats
 
+from harness.beyond.validation_size import selection_table, validation_summary
 from harness.errors import BadInput
 from harness.files import write_json_atomic
 from harness.grid.cost import cell_frame
@@ -280,6 +281,7 @@ def write_plan(*, records_dir: str | Path, params: str | Path, data_dir: str | P
                             "power": rule.power, "table": shown.to_dict("records"),
                             "design": table[DESIGN_COLUMNS].dropna().to_dict("records") if len(table) else [],
                             "pooled": pooled.to_dict("records"),
+                            "validation": validation_summary(selection_table(folder)).to_dict("records"),
                             **({"budget": {"hours": hours, "cost_hours": cost, "profile": design,
                                            "targets": targets[["dataset", "claim", "stratum", "cheapest"]]
                                            .to_dict("records")}} if hours is not None else {})})

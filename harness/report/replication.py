@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.beyond.leave_one_out import leave_one_out, leave_one_out_text
+from harness.beyond.validation_size import DOMINATES
 from harness.errors import BadInput, BadResults
 from harness.figures import plot_forest, plot_placeholder
 from harness.grid.aggregate import choose_lr
@@ -24,6 +25,7 @@ from harness.perf.estimate import cost_comparison_text
 from harness.report.markdown import markdown_table, provenance
 from harness.report.protocol import PROTOCOL_NOTE, protocol_table
 from harness.verdict.decision import DEFAULT_RULE, DecisionRule
+from harness.verdict.pooled_calibration import pooled_calibration_text
 from harness.verdict.replication import (
     DEFAULT_POOLING,
     FOREST_CLAIMS,
@@ -39,7 +41,6 @@ from harness.verdict.replication import (
     replication_of,
     strata_in_order,
 )
-from harness.verdict.pooled_calibration import pooled_calibration_text
 from harness.verdict.sources import PAPER_TABLES, load_source
 
 
@@ -263,7 +264,36 @@ def plan_part(path: Path | None, kept: int) -> list[str]:
             f"and larger test sets at the observed effect (80% power), costed in worker-hours (measured wall time "
             f"per cell, scaled by the cost model). {decidable} of {len(table)} INCONCLUSIVE comparisons can be decided "
             "at their observed effect; the rest sit too close to their boundary for any budget here." + stale, "",
-            markdown_table(table), ""] + pooled_plan_part(document)
+            markdown_table(table), ""] + pooled_plan_part(document) + validation_part(document) + budget_part(document)
+
+
+def validation_part(document: dict) -> list[str]:
+    """The validation-size study (plan.json's ``validation``, ``harness.beyond.validation_size``)."""
+    found = pd.DataFrame(document.get("validation", []))
+    if found.empty:
+        return []
+    over = found[found["selection variance / seed variance"] > DOMINATES]
+    return [("**How much the choice of epoch adds** (`harness/beyond/validation_size.py`): each kept run's epoch "
+             "chosen again on validation sets redrawn from its own (with replacement, at a quarter, half and all of "
+             "its size); the SD of the chosen epoch's test F1 is the selection SD, beside the seed SD (a setting's "
+             "spread over seeds, which share one validation set and so hold only part of it). ")
+            + (f"Selection's variance is above {DOMINATES:g} of the seeds' on "
+               f"{', '.join(dataset_name(d) for d in over['dataset'])}: a larger validation set buys more there "
+               "than more seeds; the last column reads the power law through the three sizes at the size where it "
+               "would fall to that share (an extrapolation past the data)." if len(over) else
+               f"Selection's variance is below {DOMINATES:g} of the seeds' on every dataset."), "",
+            markdown_table(found.assign(dataset=found["dataset"].map(dataset_name))
+                           .round({c: 2 for c in found.columns if found[c].dtype.kind == "f"})), ""]
+
+
+def budget_part(document: dict) -> list[str]:
+    """The design within a budget (plan.json's ``budget``: ``plan --hours``): what it targets and costs."""
+    budget = document.get("budget")
+    if not budget:
+        return []
+    return [(f"**The design** (`{PLAN_COMMAND} --hours {budget['hours']:g} --profile-out`, the `decide` profile): "
+             f"{len(budget['targets'])} comparisons, cheapest first while the whole design fits, for "
+             f"{budget['cost_hours']:.1f} worker-hours:"), "", markdown_table(pd.DataFrame(budget["targets"])), ""]
 
 
 def pooled_plan_part(document: dict) -> list[str]:
