@@ -121,7 +121,7 @@ def test_the_plan_is_written_as_a_profile_that_expands_to_the_replications_cells
 def test_a_budgeted_design_fits_its_hours_takes_the_cheapest_first_and_reuses_the_kept_cells():
     kept = replication_of(RECORDS)
 
-    def cell_hours(dataset, n_test):
+    def cell_hours(dataset, n_test, n_val=None):
         return 0.1 * max(n_test, 1000) / 1000
 
     table = plan_table(kept, cell_hours, lambda d, n: n)
@@ -144,3 +144,12 @@ def test_a_budgeted_design_fits_its_hours_takes_the_cheapest_first_and_reuses_th
         assert int(mrpc["best_n_test"].iloc[0]) == scored["mrpc"] == 408
         block = design_profile(mrpc, REPO / "params.yaml", "decide", scored)["decide"]["blocks"][0]
         assert "test_scoring" not in block and block["n_test"] != 408
+    # a validation size larger than the block's (harness.beyond.validation_size): every cell of that block is new
+    first = table.dropna(subset=["best_seeds"]).head(1)
+    dataset = first["dataset_id"].iloc[0]
+    grown = design_profile(first, REPO / "params.yaml", "decide", scored, {dataset: 5000})
+    (block,) = grown["decide"]["blocks"]
+    assert block["n_val"] == 5000 and block["test_scoring"] == "selected"
+    assert not {c.hash for c in design_cells(grown)} & kept_hashes
+    assert design_profile(first, REPO / "params.yaml", "decide", scored, {dataset: 10}) == \
+        design_profile(first, REPO / "params.yaml", "decide", scored)  # a smaller need keeps the block's own

@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 from scipy import stats
 
-from harness.beyond.validation_size import selection_table, validation_summary
+from harness.beyond.validation_size import NEEDED, selection_table, validation_summary
 from harness.errors import BadInput
 from harness.files import write_json_atomic
 from harness.grid.cost import cell_frame
@@ -152,11 +152,12 @@ def pooled_plan_table(kept: KeptReplication, available: int, rule: DecisionRule 
     return pd.DataFrame(rows)
 
 
-def test_scoring(template, n_test: int) -> str:
-    """How a planned cell scores its test set: as the kept records did at their own test size (the same cells,
-    never computed twice), and once, at the epoch chosen on validation, at a larger one (new cells either way:
-    scoring thousands of examples after every epoch would cost more than the training)."""
-    return template.test_scoring if n_test == template.n_test else "selected"
+def test_scoring(template, n_test: int, n_val: int | None = None) -> str:
+    """How a planned cell scores its test set: as the kept records did at their own test and validation sizes (the
+    same cells, never computed twice), and once, at the epoch chosen on validation, at any other (new cells either
+    way: scoring thousands of examples after every epoch would cost more than the training)."""
+    own = n_test == template.n_test and (n_val is None or n_val == template.n_val)
+    return template.test_scoring if own else "selected"
 
 
 def seeds_at(row: dict, n_test: int, rule: DecisionRule = DEFAULT_RULE) -> int:
@@ -171,13 +172,15 @@ def seeds_at(row: dict, n_test: int, rule: DecisionRule = DEFAULT_RULE) -> int:
 
 
 def design_profile(table: pd.DataFrame, params: str | Path, name: str = "decide",
-                   scored: dict[str, int] | None = None) -> dict:
+                   scored: dict[str, int] | None = None, validation: dict[str, int] | None = None) -> dict:
     """The plan as a profile of params.yaml: per dataset with a decidable comparison, the replication's own block
     for it (full fine-tuning) at the most seeds and the test size its cheapest options ask for. Seeds the replication
     already ran at the same test size are the same cells (same identities: never computed twice); a larger test set
     is scored once, at the epoch chosen on validation (``test_scoring``). Commit it, with the plan it came from,
     before its cells run. ``scored``: the test size each dataset's records were scored on (the data caps what a
-    block asks for): an option at that size is the block's own test set, so the same cells."""
+    block asks for): an option at that size is the block's own test set, so the same cells. ``validation``: the
+    validation size each dataset needs (``harness.beyond.validation_size``); where it is larger than the block's,
+    the block takes it, and every one of its cells is new."""
     chosen = table.dropna(subset=["best_seeds"]) if len(table) else table
     if chosen is None or chosen.empty:
         raise BadInput("the plan decides no comparison at its observed effect: no profile to write")
@@ -193,9 +196,12 @@ def design_profile(table: pd.DataFrame, params: str | Path, name: str = "decide"
         one = len(block.get("datasets", [])) == 1
         own = block.get("n_test", profile["defaults"].get("n_test"))
         n_test = own if n_test == (scored or {}).get(dataset) else n_test
+        own_val = block.get("n_val", profile["defaults"].get("n_val"))
+        n_val = max(own_val or 0, int((validation or {}).get(dataset) or 0)) or own_val
         blocks.append({**block, "name": block["name"] if one else f"{block['name']}_{dataset}", "datasets": [dataset],
                        "seeds": list(range(seeds)), "n_test": n_test,
-                       **({} if n_test == own else {"test_scoring": "selected"})})
+                       **({} if n_val == own_val else {"n_val": n_val}),
+                       **({} if n_test == own and n_val == own_val else {"test_scoring": "selected"})})
     return {name: {"defaults": profile["defaults"], "blocks": blocks}}
 
 
@@ -209,19 +215,19 @@ def design_cells(design: dict) -> list:
 def design_hours(design: dict, kept: KeptReplication, cell_hours: Callable[[str, int], float]) -> float:
     """What a design's new cells cost (cells the replication already kept are not run again)."""
     done = set(kept.cells["config_hash"])
-    return sum(cell_hours(c.dataset, c.n_test) for c in design_cells(design) if c.hash not in done)
+    return sum(cell_hours(c.dataset, c.n_test, c.n_val) for c in design_cells(design) if c.hash not in done)
 
 
 def budgeted_design(table: pd.DataFrame, params: str | Path, kept: KeptReplication,
-                    cell_hours: Callable[[str, int], float], hours: float, name: str = "decide"
-                    ) -> tuple[dict | None, pd.DataFrame, float]:
+                    cell_hours: Callable[..., float], hours: float, name: str = "decide",
+                    validation: dict[str, int] | None = None) -> tuple[dict | None, pd.DataFrame, float]:
     """The design within ``hours``: comparisons taken cheapest first (the plan's order), each kept only if the whole
     design, every setting of its dataset's block at the seeds and test size it asks for, still fits. Returns the
     profile (None if nothing fits), the comparisons it targets and its cost in hours."""
     scored = kept.cells.groupby("dataset")["n_test"].max().astype(int).to_dict()
     chosen, design, cost = [], None, 0.0
     for index in table.dropna(subset=["best_seeds"]).index if len(table) else []:
-        trial = design_profile(table.loc[[*chosen, index]], params, name, scored)
+        trial = design_profile(table.loc[[*chosen, index]], params, name, scored, validation)
         trial_cost = design_hours(trial, kept, cell_hours)
         if trial_cost <= hours:
             chosen, design, cost = [*chosen, index], trial, trial_cost
@@ -233,8 +239,9 @@ def budgeted_design(table: pd.DataFrame, params: str | Path, kept: KeptReplicati
 
 def cost_functions(kept: KeptReplication, params: str | Path, data_dir: str | Path, bench_json: str | Path
                    ) -> tuple[Callable[[str, int], float], Callable[[str, int], int]]:
-    """``cell_hours(dataset, n_test)``: the dataset's median measured wall time per cell (its kept records), times
-    the cost model's ratio for ``n_test`` against the records' own; ``test_cap(dataset, n_test)``: the test set
+    """``cell_hours(dataset, n_test, n_val=None)``: the dataset's median measured wall time per cell (its kept
+    records), times the cost model's ratio for ``n_test`` (and ``n_val``) against the records' own;
+    ``test_cap(dataset, n_test)``: the test set
     the data gives when ``n_test`` is asked for (prepare caps it where the rows run out)."""
     templates = {}
     for config in expand(load_profile(REPLICATION, params)):
@@ -243,9 +250,10 @@ def cost_functions(kept: KeptReplication, params: str | Path, data_dir: str | Pa
     measured = kept.cells.groupby("dataset")["wall_s"].median() / 3600
 
     @cache
-    def modelled(dataset: str, n_test: int) -> float:
-        config = dataclasses.replace(templates[dataset], n_test=n_test, test_scoring=test_scoring(templates[dataset],
-                                                                                                    n_test))
+    def modelled(dataset: str, n_test: int, n_val: int | None = None) -> float:
+        template = templates[dataset]
+        config = dataclasses.replace(template, n_test=n_test, n_val=n_val or template.n_val,
+                                     test_scoring=test_scoring(template, n_test, n_val))
         return float(cell_frame([config], data_dir, rates)["hours_here"].iloc[0])
 
     @cache
@@ -256,8 +264,9 @@ def cost_functions(kept: KeptReplication, params: str | Path, data_dir: str | Pa
             return len(make_splits(dataset, data_dir, n_train=t.n_train, n_test=n_test, n_val=t.n_val,
                                    data_seed=t.data_seed).test)
 
-    def cell_hours(dataset: str, n_test: int) -> float:
-        return float(measured[dataset]) * modelled(dataset, n_test) / modelled(dataset, templates[dataset].n_test)
+    def cell_hours(dataset: str, n_test: int, n_val: int | None = None) -> float:
+        return float(measured[dataset]) * modelled(dataset, n_test, n_val) / modelled(dataset,
+                                                                                      templates[dataset].n_test)
 
     return cell_hours, test_cap
 
@@ -273,15 +282,18 @@ def write_plan(*, records_dir: str | Path, params: str | Path, data_dir: str | P
         raise BadInput(f"no kept replication records in {folder}: run the replication first")
     cell_hours, test_cap = cost_functions(kept, params, data_dir, bench_json)
     table = plan_table(kept, cell_hours, test_cap, rule)
+    validation = validation_summary(selection_table(folder))
+    needed = {row["dataset"]: int(row[NEEDED]) for row in validation.to_dict("records")
+              if row[NEEDED] is not None and not pd.isna(row[NEEDED])}
     pooled = pooled_plan_table(kept, len({d.dataset for d in kept.replication.datasets}), rule)
     shown = table.drop(columns=DESIGN_COLUMNS) if len(table) else table
-    design, targets, cost = (budgeted_design(table, params, kept, cell_hours, hours, profile_name)
+    design, targets, cost = (budgeted_design(table, params, kept, cell_hours, hours, profile_name, needed)
                              if hours is not None else (None, table.iloc[:0], 0.0))
     write_json_atomic(out, {"records": len(kept.cells), "folder": folder.as_posix(), "rule_alpha": rule.alpha,
                             "power": rule.power, "table": shown.to_dict("records"),
                             "design": table[DESIGN_COLUMNS].dropna().to_dict("records") if len(table) else [],
                             "pooled": pooled.to_dict("records"),
-                            "validation": validation_summary(selection_table(folder)).to_dict("records"),
+                            "validation": validation.to_dict("records"),
                             **({"budget": {"hours": hours, "cost_hours": cost, "profile": design,
                                            "targets": targets[["dataset", "claim", "stratum", "cheapest"]]
                                            .to_dict("records")}} if hours is not None else {})})

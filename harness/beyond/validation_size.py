@@ -31,6 +31,7 @@ SHARE_LABELS = ("n/4", "n/2", "n")
 RESAMPLES = 400
 SEED = 0
 DOMINATES = 0.5  # selection "dominates" where it is at least half the seed variance
+NEEDED = f"n_val for ≤ {DOMINATES:g}"  # the summary's column: the validation size a design should use
 
 
 def selection_sds(record: dict, sizes: Sequence[int], resamples: int = RESAMPLES, seed: int = SEED) -> list[float]:
@@ -98,5 +99,5 @@ def validation_summary(table: pd.DataFrame) -> pd.DataFrame:
         rows.append({"dataset": dataset, "runs": len(part), "n_val": n_val,
                      **{f"selection SD at {label}": sd for label, sd in zip(SHARE_LABELS, sds)},
                      "seed SD": seed_sd, "selection variance / seed variance": share, "SD ∝ n^": slope,
-                     f"n_val for ≤ {DOMINATES:g}": needed})
+                     NEEDED: needed})
     return pd.DataFrame(rows)
