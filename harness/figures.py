@@ -270,7 +270,7 @@ def plot_ablations(cells: pd.DataFrame, path: str | Path, title: str = "") -> Pa
 
 FOREST_STYLE = {  # (source, pooled) -> marker, colour, filled, legend label
     ("ours", False): ("o", "black", True, "ours (MiniLM-L6); marks: S, C, I verdict, P provisional"),
-    ("paper", False): ("s", "tab:orange", False, "paper (BERT-base), assumed run noise"),
+    ("paper", False): ("s", "tab:orange", False, "paper (BERT-base), measured run noise"),
     ("ours", True): ("D", "black", True, "pooled over datasets (random effects)"),
     ("paper", True): ("D", "tab:orange", False, "the paper's, pooled the same way"),
 }

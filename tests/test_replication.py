@@ -320,3 +320,34 @@ def test_luck_on_one_test_set_shrinks_with_its_size():
     assert rte.near_chance and rte.paper_near_chance
     larger = TaskLearned("rte", "full", clean_f1=52.3, chance_f1=50.1, n_test=1000, paper_clean_f1=55.84)
     assert larger.near_chance and not larger.paper_near_chance
+
+
+def test_the_papers_rows_are_judged_in_the_replication_as_source_paper_judges_them():
+    """One judgement per source: the paper's one-run numbers carry each dataset's measured run SD wherever they are
+    judged; before, the replication's paper rows used the rule's assumed 1 F1 while `--source paper` used ours."""
+    from harness.verdict.verdicts import judge
+
+    kept = replication.replication_of(Path(__file__).resolve().parents[1] / "results" / "records" / "replication")
+    alone = {(c.claim, c.ids["table"], c.ids["model"], c.ids["dataset"], c.ids["comparison"]): c
+             for c in judge("paper").comparisons if c.claim in replication.ORDERING_CLAIMS and "se" in c.values}
+    compared = 0
+    for gap in kept.replication.paper_gaps:
+        twin = alone.get((gap.claim, gap.table, gap.model, gap.dataset, gap.comparison))
+        if twin is None or not math.isfinite(gap.se):
+            continue
+        # the same difference with the same noise (verdicts may differ: Holm runs per dataset here, over all there)
+        assert (gap.difference, gap.se) == pytest.approx((float(twin.values["difference"]),
+                                                          float(twin.values["se"]))), gap
+        compared += 1
+    assert compared >= 20
+
+
+def test_a_grid_of_one_seed_takes_the_measured_run_sd(tmp_path):
+    """Our own grid with one run per setting cannot measure its run noise: it takes ours, as the paper's does."""
+    from harness.verdict.verdicts import one_run
+
+    frame = load_source("paper", None)
+    assert one_run(frame)
+    assert not one_run(pd.DataFrame({"dataset": ["sst2"] * 2, "table": ["t"] * 2, "model": ["m"] * 2,
+                                     "pooling": ["mean"] * 2, "mode": ["full"] * 2, "position": ["none"] * 2,
+                                     "level": [0.0] * 2, "seed": [0, 1]}))

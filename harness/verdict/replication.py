@@ -42,6 +42,7 @@ from harness.errors import BadInput
 from harness.verdict.claims import ORDERING, SPECS, Comparison, Prediction, evaluate_claims, outcome_of
 from harness.verdict.convergence import diagnose, under_trained_slices
 from harness.verdict.decision import DEFAULT_RULE, ClaimDecision, DecisionRule, Verdict, Vote, claim_verdict
+from harness.verdict.run_noise import measured_run_sd, run_sd_for
 from harness.verdict.sources import (
     PAPER_TABLES,
     REPLICATION_RECORDS,
@@ -153,13 +154,14 @@ class DatasetVerdicts:
 
 
 def per_dataset(frame: pd.DataFrame, source: str, rule: DecisionRule = DEFAULT_RULE,
-                under_trained: Collection[tuple] = (), predictions: Mapping[str, Prediction] | None = None
-                ) -> list[DatasetVerdicts]:
-    """Every dataset of ``frame`` (in its order), judged on its own rows."""
+                under_trained: Collection[tuple] = (), predictions: Mapping[str, Prediction] | None = None,
+                run_sd: Mapping[str, float] | None = None) -> list[DatasetVerdicts]:
+    """Every dataset of ``frame`` (in its order), judged on its own rows; ``run_sd``: one run's SD per dataset for
+    one-run slices (``verdicts.one_run_sd``), as ``judge`` passes it."""
     found = []
     for dataset in dict.fromkeys(frame["dataset"].astype(str)):
         comparisons = evaluate_claims(frame[frame["dataset"].astype(str) == dataset], source, rule, under_trained,
-                                      None, predictions)
+                                      None, predictions, run_sd=run_sd)
         # a finding that pools its frame's datasets names none ("-"); here the frame is this one dataset
         comparisons = [c if c.ids.get("dataset", "-") != "-" else replace(c, ids={**c.ids, "dataset": dataset})
                        for c in comparisons]
@@ -430,7 +432,11 @@ def replicate(frame: pd.DataFrame, predictions: Mapping[str, Prediction] | None 
     paper = load_source("paper", PAPER_TABLES) if paper is None else paper
     ours = per_dataset(frame, "results", rule, under_trained, predictions)
     partners = paper_rows(paper, [d.dataset for d in ours])
-    theirs = per_dataset(partners, "paper", rule)
+    # the paper's one-run numbers carry each dataset's measured run SD, as `pytest claims/ --source paper` judges
+    # them (one judgement per source); measured on our own seeds here, the records the replication reads
+    measured = measured_run_sd(frame)
+    run_sd = {d: run_sd_for(d, measured).run_sd for d in partners["dataset"].astype(str).unique()} if measured else {}
+    theirs = per_dataset(partners, "paper", rule, run_sd=run_sd)
     gaps = [g for d in ours for g in gaps_of(d.comparisons, "ours")]
     paper_gaps = [g for d in theirs for g in gaps_of(d.comparisons, "paper")]
     learned = task_learned(frame, predictions or {}, partners)

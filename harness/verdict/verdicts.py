@@ -14,7 +14,7 @@ from harness.verdict.convergence import diagnose, under_trained_slices
 from harness.verdict.decision import DEFAULT_RULE, DecisionRule, StratumVerdict, Verdict, claim_verdict
 from harness.verdict.declared import ClaimSpec
 from harness.verdict.integrity import Finding, integrity_findings
-from harness.verdict.run_noise import measured_run_sd, run_sd_for
+from harness.verdict.run_noise import SETTING, measured_run_sd, run_sd_for
 from harness.verdict.sources import (
     REPLICATION_RECORDS,
     REPO,
@@ -142,6 +142,12 @@ def one_run_sd(datasets, rule: DecisionRule, records: Path = REPLICATION_RECORDS
             + "; ".join(c.note for c in chosen.values()) + "; plus the test set's sampling error")
 
 
+def one_run(frame: pd.DataFrame) -> bool:
+    """Whether some setting of ``frame`` has a single run (one seed): its comparisons then take a run SD."""
+    keys = [c for c in ("dataset", *SETTING) if c in frame.columns]
+    return bool(len(frame)) and int(frame.groupby(keys, dropna=False)["seed"].nunique().min()) == 1
+
+
 def judge(source: str, path: str | Path | None = None, metric: str = "selected",
           rule: DecisionRule = DEFAULT_RULE) -> Judgement:
     """Load a source (``harness.verdict.sources``), with our grid's per-example predictions from the records beside
@@ -158,6 +164,9 @@ def judge(source: str, path: str | Path | None = None, metric: str = "selected",
             notes.append("no training curves in the results file: the convergence diagnostic could not run")
         predictions = load_predictions(frame, where.with_name("cells"))
         separation = load_analysis(where.with_name("analysis.csv"))
+        if one_run(frame):  # a grid of one seed cannot measure its own run noise: ours, measured, as the paper's
+            run_sd, note = one_run_sd(frame["dataset"].unique(), rule)
+            notes.append(note)
     else:
         diagnosis, predictions, separation = diagnose(pd.DataFrame()), {}, None
         run_sd, note = one_run_sd(frame["dataset"].unique(), rule)
