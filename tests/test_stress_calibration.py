@@ -216,3 +216,17 @@ def test_collapsed_runs_do_not_contradict_a_claim_that_holds():
                                                      Layout("balanced", (BALANCED,), 8), 1)
         found.append(grid_verdicts(frame, predictions, DEFAULT_RULE)[CLAIMS[2]])
     assert Verdict.CONTRADICTED not in found, found
+
+
+def test_a_one_run_grid_takes_a_run_sd_measured_on_more_seeds_of_its_own_datasets():
+    """Not the rule's assumed 1 F1: the paper's one-run numbers take ours, measured; the simulation does the same,
+    on three more seeds of the very datasets it judges (harness.verdict.run_noise), before issue 32's rerun."""
+    from harness.verdict.stress_calibration import MEASURING_SEEDS, Case, simulate_with_measured_run_sd
+
+    case = Case(STRESS_SCENARIOS[0], STRESS_REGIMES[0], LAYOUTS[4], 1)
+    frame, predictions, run_sd = simulate_with_measured_run_sd(np.random.default_rng(0), case, 3.0)
+    assert set(frame["seed"]) == {0} and set(predictions) == set(frame["identity"])
+    assert set(run_sd) == set(frame["dataset"]) and all(sd > 0 for sd in run_sd.values())
+    three = Case(STRESS_SCENARIOS[0], STRESS_REGIMES[0], LAYOUTS[4], 3)
+    frame3, _, none = simulate_with_measured_run_sd(np.random.default_rng(0), three, 3.0)
+    assert none is None and set(frame3["seed"]) == {0, 1, 2} and MEASURING_SEEDS == 3

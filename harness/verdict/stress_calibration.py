@@ -73,6 +73,7 @@ from harness.verdict.replication import (
     pool,
     pooled_claim,
 )
+from harness.verdict.run_noise import measured_run_sd, run_sd_for
 from harness.verdict.verdicts import aggregate
 
 # claims/claims.yaml's names of the three findings with a gap, which these simulations build truths for
@@ -377,23 +378,45 @@ def simulate_stress_grid(rng: np.random.Generator, scenario: StressScenario, noi
 # ---------------------------------------------------------------- verdicts, tallied
 
 
-def grid_verdicts(frame: pd.DataFrame, predictions: dict, rule: DecisionRule) -> dict[str, Verdict]:
-    """Every claim's headline as the one-grid entry points give it, by name."""
-    comparisons = evaluate_claims(frame, "results", rule, (), None, predictions)
+def grid_verdicts(frame: pd.DataFrame, predictions: dict, rule: DecisionRule,
+                  run_sd: Mapping[str, float] | None = None) -> dict[str, Verdict]:
+    """Every claim's headline as the one-grid entry points give it, by name (``run_sd``: one run's SD per dataset
+    for a one-run grid, as ``judge`` passes it)."""
+    comparisons = evaluate_claims(frame, "results", rule, (), None, predictions, run_sd=run_sd)
     return {claim: verdict.verdict for claim, verdict in aggregate(comparisons, rule).items()}
 
 
-def pooled_verdicts(frame: pd.DataFrame, predictions: dict, rule: DecisionRule, pooling: PoolingRule
-                    ) -> dict[str, Verdict]:
+def pooled_verdicts(frame: pd.DataFrame, predictions: dict, rule: DecisionRule, pooling: PoolingRule,
+                    run_sd: Mapping[str, float] | None = None) -> dict[str, Verdict]:
     """Claims 1-3's pooled headlines as the replication gives them (none pooled: INCONCLUSIVE)."""
-    gaps = [g for d in per_dataset(frame, "results", rule, predictions=predictions) for g in gaps_of(d.comparisons,
-                                                                                                     "ours")]
+    gaps = [g for d in per_dataset(frame, "results", rule, predictions=predictions, run_sd=run_sd)
+            for g in gaps_of(d.comparisons, "ours")]
     pooled = pool(gaps, rule, pooling)
     found = {}
     for claim in ORDERING_CLAIMS:
         decision = pooled_claim(pooled, claim, "ours", rule)
         found[claim] = decision.verdict if decision else Verdict.INCONCLUSIVE
     return found
+
+
+MEASURING_SEEDS = 3  # the seeds a one-run grid's run SD is measured on, as ours is (harness.verdict.run_noise)
+
+
+def simulate_with_measured_run_sd(rng: np.random.Generator, case: Case, difficulty_sd: float
+                                  ) -> tuple[pd.DataFrame, dict, dict[str, float] | None]:
+    """One simulated grid, and for a one-run grid the run SD its verdicts take: measured as ours is, on
+    ``MEASURING_SEEDS`` more seeds of the same datasets (``run_noise.measured_run_sd``, its upper bound through
+    ``run_sd_for``), never the rule's assumed 1 F1 (the paper's one-run numbers never take that either)."""
+    if case.seeds > 1:
+        frame, predictions, _ = simulate_stress_grid(rng, case.scenario, case.noise, case.layout, case.seeds,
+                                                     difficulty_sd)
+        return frame, predictions, None
+    frame, predictions, _ = simulate_stress_grid(rng, case.scenario, case.noise, case.layout, 1 + MEASURING_SEEDS,
+                                                 difficulty_sd)
+    measured = measured_run_sd(frame[frame["seed"] >= 1])
+    one = frame[frame["seed"] == 0].reset_index(drop=True)
+    run_sd = {d: run_sd_for(d, measured).run_sd for d in one["dataset"].unique()} if measured else None
+    return one, {i: predictions[i] for i in one["identity"]}, run_sd
 
 
 @dataclass(frozen=True)
@@ -422,10 +445,9 @@ def run_case(case: Case, grids: int, seed: int, attempt: int = 0, difficulty_sd:
     rng = np.random.default_rng([seed, zlib.crc32(case.name.encode()), attempt])
     counts: dict[str, dict[Verdict, int]] = defaultdict(lambda: dict.fromkeys(Verdict, 0))
     for _ in range(grids):
-        frame, predictions, _ = simulate_stress_grid(rng, case.scenario, case.noise, case.layout, case.seeds,
-                                                     difficulty_sd)
-        found = (pooled_verdicts(frame, predictions, rule, pooling) if case.layout.pooled
-                 else grid_verdicts(frame, predictions, rule))
+        frame, predictions, run_sd = simulate_with_measured_run_sd(rng, case, difficulty_sd)
+        found = (pooled_verdicts(frame, predictions, rule, pooling, run_sd) if case.layout.pooled
+                 else grid_verdicts(frame, predictions, rule, run_sd))
         for claim, verdict in found.items():
             counts[claim][verdict] += 1
     return [{"case": case.name, "scenario": case.scenario.name, "noise": case.noise.name,
