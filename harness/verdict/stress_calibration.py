@@ -514,9 +514,10 @@ def cannot_decide(claim: str, truth: str, seeds: int, datasets: int, pooled: boo
         return f"{datasets} datasets: the pooled rule needs >= {pooling.min_datasets}"
     boundary = next((spec.boundary for spec in SPECS if spec.name == claim), 0.0)
     if seeds == 1 and not pooled and boundary > 0 and truth != "holds":
-        se = math.sqrt(2) * rule.assumed_run_sd
-        return (f"one run: SE >= {se:.2f} (assumed run SD), so a full recovery reads CONTRADICTED only when the "
-                f"corrupted run scores >= {stats.norm.ppf(1 - rule.alpha) * se - boundary:.2f} above clean")
+        z = stats.norm.ppf(1 - rule.alpha)
+        return (f"one run: SE >= sqrt(2) x the run SD measured on {MEASURING_SEEDS} more seeds (its upper bound), so "
+                f"a full recovery reads CONTRADICTED only when the corrupted run scores >= {z:.2f} SE - {boundary:g} "
+                "above clean")
     if seeds == 2 and not pooled:
         return "2 seeds: t on 1 df, a decision needs the gap beyond 6.3 SE from the boundary"
     return ""
